@@ -1,0 +1,2 @@
+//! Everything the VMM writes into guest memory before the first instruction runs.
+pub mod acpi;
