@@ -1,5 +1,118 @@
 //! `vmm`: boots a NOA ARK OS disk image on Linux/KVM. See README.md for the CLI and exit codes.
-mod boot;
-mod image;
+//!
+//! `main` reads the image, checks what the user asked for, builds the VM and runs it; every way
+//! the run can end becomes one exit code (see [`exit`]).
 
-fn main() {}
+mod boot;
+mod cli;
+mod devices;
+mod exit;
+mod image;
+mod kvm;
+mod memory;
+mod vm;
+
+use anyhow::Context;
+use clap::Parser;
+use exit::{Failure, InternalContext, UsageContext};
+use std::io::Write;
+
+/// Largest kernel ELF we read from an image.
+const MAX_KERNEL_BYTES: u64 = 64 << 20;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    init_logging(cli.verbose);
+    let code = match run(&cli) {
+        Ok(code) => i32::from(code),
+        Err(failure) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("vmm: {failure}");
+            failure.exit_code()
+        }
+    };
+    if cli.verbose {
+        report_memory_use();
+    }
+    // Exiting tears down the VM and the vCPU threads still in KVM_RUN.
+    std::process::exit(code);
+}
+
+fn init_logging(verbose: bool) {
+    let filter = if verbose {
+        tracing_subscriber::EnvFilter::new("vmm=debug")
+    } else {
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "vmm=warn".into())
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn run(cli: &cli::Cli) -> Result<u8, Failure> {
+    if !cli.command.is_empty() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "running a command in the guest (-- {}) needs the guest's init, which this build does not have yet",
+            cli.command.join(" ")
+        )));
+    }
+    let (kernel, kernel_name, cmdline) = read_image(cli).usage()?;
+
+    let hypervisor = kvm::Hypervisor::open().usage()?;
+    hypervisor.check_vcpus(cli.cpus).usage()?;
+    let mem_bytes = cli.memory << 20;
+    let mem = memory::create(mem_bytes).internal()?;
+    let boot = boot::setup(&mem, mem_bytes, &kernel, &kernel_name, &cmdline, cli.cpus).usage()?;
+    tracing::debug!("kernel {kernel_name}: PVH entry {:#x}; cmdline {cmdline:?}", boot.entry.0);
+
+    let vm = hypervisor.create_vm(&mem).internal()?;
+    let cpuid = hypervisor.supported_cpuid().internal()?;
+    let mut vcpus = Vec::with_capacity(cli.cpus as usize);
+    for id in 0..cli.cpus {
+        vcpus.push(kvm::create_vcpu(&vm, id, &cpuid).internal()?);
+    }
+    kvm::regs::set_pvh_entry(&vcpus[0], boot.entry.0, boot.start_info.0).internal()?;
+    let machine = vm::Vm::new(&vm, mem, mem_bytes, vcpus).internal()?;
+    machine.run(cli.timeout)
+}
+
+/// The kernel (bytes and a name for errors) and the full command line.
+fn read_image(cli: &cli::Cli) -> anyhow::Result<(Vec<u8>, String, String)> {
+    let image = image::ext2::Ext2Image::open(&cli.image)?;
+    let (kernel, name) = match &cli.kernel {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read --kernel {}", path.display()))?;
+            (bytes, path.display().to_string())
+        }
+        None => (
+            image.read_file("/boot/kernel", MAX_KERNEL_BYTES)?,
+            format!("{}:/boot/kernel", cli.image.display()),
+        ),
+    };
+    let mut cmdline = match image.read_file("/boot/cmdline", boot::layout::CMDLINE_MAX as u64) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .with_context(|| format!("{}:/boot/cmdline is not UTF-8", cli.image.display()))?
+            .trim()
+            .to_string(),
+        Err(image::ext2::ImageError::NotFound { .. }) => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(extra) = &cli.cmdline {
+        if !cmdline.is_empty() {
+            cmdline.push(' ');
+        }
+        cmdline.push_str(extra.trim());
+    }
+    Ok((kernel, name, cmdline))
+}
+
+/// Logs the VMM's peak RSS with guest memory left out (for `cargo xtask bench boot`).
+fn report_memory_use() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    let guest_kib = memory::guest_resident_kib();
+    if let (Some(peak), Some(guest)) = (peak_kib, guest_kib) {
+        tracing::info!("peak RSS {peak} KiB, guest memory resident {guest} KiB, VMM own peak RSS {} KiB", peak.saturating_sub(guest));
+    }
+}

@@ -1,2 +1,42 @@
+//! The NOA ARK OS kernel: safe Rust over hal-pv.
+//!
+//! Boot ends here: the HAL calls [`kernel_main`] on the boot CPU with the hardware up. The kernel
+//! parses its command line, brings the other CPUs online, prints the boot line and then — until an
+//! init program exists — runs the in-guest tests if asked, and powers off.
 #![no_std]
 #![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod cmdline;
+mod ktest;
+
+use hal_pv::pvport::{PowerOffReason, power_off};
+use hal_pv::{BootInfo, println};
+
+hal_pv::entry_point!(kernel_main);
+
+fn kernel_main(info: BootInfo) -> ! {
+    let cmdline = cmdline::Cmdline::parse(info.cmdline);
+    let online = hal_pv::smp::start_application_processors(ap_main);
+    let mem_mib = info.usable_ram_bytes >> 20;
+    println!("NOA-BOOT-OK cpus={online} mem_mib={mem_mib}");
+    let code = match cmdline.ktest {
+        Some(filter) => ktest::run_all(filter),
+        None => 0,
+    };
+    power_off(code, PowerOffReason::Normal)
+}
+
+/// Where every other CPU ends up: an idle loop that sleeps until an interrupt.
+fn ap_main() -> ! {
+    loop {
+        hal_pv::cpu::wait_for_interrupt();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    hal_pv::crash::panic(info)
+}

@@ -1,0 +1,28 @@
+//! The kernel command line: `key=value` words separated by spaces, as Linux writes them. Unknown
+//! words are ignored (the VMM and QEMU add their own, e.g. `virtio_mmio.device=`).
+
+/// What the kernel understands of its command line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Cmdline<'a> {
+    /// `noa.ktest=FILTER`: run the in-guest tests whose names contain FILTER (`all` = every test).
+    pub ktest: Option<&'a str>,
+}
+
+impl<'a> Cmdline<'a> {
+    pub fn parse(line: &'a str) -> Self {
+        let mut cmdline = Cmdline::default();
+        for word in line.split_ascii_whitespace() {
+            let (key, value) = word.split_once('=').unwrap_or((word, ""));
+            if key == "noa.ktest" {
+                cmdline.ktest = Some(value);
+            }
+        }
+        cmdline
+    }
+
+    /// All `key=value` words of `line` with the given key, in order.
+    pub fn values<'l>(line: &'l str, key: &'l str) -> impl Iterator<Item = &'l str> + 'l {
+        line.split_ascii_whitespace()
+            .filter_map(move |word| word.strip_prefix(key)?.strip_prefix('='))
+    }
+}

@@ -1,0 +1,116 @@
+//! Boot: from the PVH entry to the kernel's `main`, on the boot CPU.
+//!
+//! Order matters and is kept short (every ring-0 instruction is emulated on PVM hosts): CPU tables
+//! first so that any fault is reported, then the start info, frames, the real page tables, the
+//! heap, the clock and the local APIC, and the CPU list from ACPI.
+
+pub mod pvh;
+pub mod start_info;
+
+use crate::cpu::{gdt, idt, percpu};
+use crate::mm::{PhysAddr, frames, paging};
+use core::cell::UnsafeCell;
+use start_info::StartInfo;
+
+/// What the HAL hands the kernel.
+#[derive(Debug)]
+pub struct BootInfo {
+    /// The kernel command line (from the VMM or QEMU's `-append`).
+    pub cmdline: &'static str,
+    /// Usable RAM in the memory map, in bytes.
+    pub usable_ram_bytes: u64,
+    /// APIC IDs of the CPUs the firmware tables list (the boot CPU included).
+    pub cpu_count: usize,
+    /// Whether we run under the NOA VMM (its paravirtual ports are there).
+    pub noa_vmm: bool,
+}
+
+struct BootState(UnsafeCell<StartInfo>);
+// SAFETY: written once by the boot CPU before any other CPU runs, read-only afterwards.
+unsafe impl Sync for BootState {}
+
+static START_INFO: BootState = BootState(UnsafeCell::new(StartInfo {
+    memmap: [start_info::MemmapEntry { addr: 0, size: 0, kind: 0, reserved: 0 }; start_info::MAX_MEMMAP],
+    memmap_len: 0,
+    cmdline: [0; start_info::MAX_CMDLINE],
+    cmdline_len: 0,
+    rsdp: PhysAddr(0),
+}));
+
+static CPUS: spin::Once<crate::acpi::CpuList> = spin::Once::new();
+
+unsafe extern "Rust" {
+    /// Defined by the kernel with [`crate::entry_point!`].
+    fn noa_kernel_main(info: BootInfo) -> !;
+}
+
+/// Sets up the machine control registers every CPU needs: write-protect in ring 0, and the FPU /
+/// SSE enables that user programs need (the kernel itself never executes SSE).
+pub(crate) fn init_control_registers() {
+    use x86::controlregs::{Cr0, Cr4, cr0, cr0_write, cr4, cr4_write};
+    // SAFETY: these bits keep the current mappings and code valid.
+    unsafe {
+        let c0 = (cr0() | Cr0::CR0_MONITOR_COPROCESSOR | Cr0::CR0_NUMERIC_ERROR | Cr0::CR0_WRITE_PROTECT)
+            - Cr0::CR0_EMULATE_COPROCESSOR
+            - Cr0::CR0_TASK_SWITCHED;
+        cr0_write(c0);
+        cr4_write(cr4() | Cr4::CR4_ENABLE_SSE | Cr4::CR4_UNMASKED_SSE | Cr4::CR4_ENABLE_GLOBAL_PAGES);
+    }
+}
+
+/// The CPU list from the MADT (available once the kernel runs).
+pub(crate) fn cpus() -> &'static crate::acpi::CpuList {
+    CPUS.get().expect("CPU list read at boot")
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn hal_start64(start_info_phys: u64) -> ! {
+    // CPU tables first: from here on a fault prints a report instead of resetting the machine.
+    let ist = percpu::BOOT_IST.0.get() as u64;
+    // SAFETY: boot CPU, once, interrupts off; the per-CPU block and IST stacks are static.
+    unsafe {
+        gdt::load(&percpu::BOOT_PERCPU, ist);
+        percpu::install(&percpu::BOOT_PERCPU);
+    }
+    idt::init();
+    idt::load();
+    init_control_registers();
+
+    // SAFETY: the boot tables identity-map the first GiB, where the loader put the start info.
+    let info = unsafe {
+        start_info::read(start_info_phys, &mut *START_INFO.0.get());
+        &*START_INFO.0.get()
+    };
+    if info.memmap().is_empty() {
+        crate::crash::early_panic("PVH start info has no memory map");
+    }
+
+    let (_, kernel_end) = crate::mm::kernel_phys_range();
+    frames::init(info.memmap(), kernel_end.max(PhysAddr(1 << 20)));
+    let max_phys = info.memmap().iter().map(|e| e.addr.saturating_add(e.size)).max().unwrap_or(0);
+    let features = crate::cpu::features::get();
+    if !features.nx {
+        crate::crash::early_panic("the CPU has no NX bit");
+    }
+    paging::init(max_phys, features.gib_pages);
+
+    crate::time::init();
+    crate::irq::apic::init_this_cpu();
+    crate::irq::apic::calibrate_timer();
+    let cpus = crate::acpi::find_cpus(info.rsdp).unwrap_or_else(|| {
+        // No usable MADT: run on the boot CPU alone.
+        let mut list = crate::acpi::CpuList { apic_ids: [0; crate::acpi::MAX_CPUS], count: 1 };
+        list.apic_ids[0] = crate::irq::apic::id();
+        list
+    });
+    let cpus = CPUS.call_once(|| cpus);
+
+    let boot = BootInfo {
+        cmdline: info.cmdline(),
+        usable_ram_bytes: frames::usable_ram_bytes(),
+        cpu_count: cpus.count,
+        noa_vmm: crate::pvport::host_is_noa_vmm(),
+    };
+    // SAFETY: the kernel defines this symbol with `entry_point!`, with this signature.
+    unsafe { noa_kernel_main(boot) }
+}

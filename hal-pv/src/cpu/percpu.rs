@@ -1,0 +1,78 @@
+//! Per-CPU data, reached through the GS base. The boot CPU's block is static (it is needed before
+//! the heap exists); each application processor gets one from the heap when it is started.
+
+use super::gdt::{Gdt, Tss};
+use crate::time::kvmclock::PvClock;
+use core::cell::UnsafeCell;
+
+/// Size of each interrupt stack (double fault, NMI, machine check).
+pub const IST_STACK_BYTES: usize = 16 * 1024;
+
+#[repr(C, align(64))]
+pub struct PerCpu {
+    /// Points at this block: `gs:[0]` (lets us turn GS into a reference).
+    self_ptr: u64,
+    /// Dense CPU number, 0 = boot CPU: `gs:[8]`.
+    pub index: u32,
+    pub apic_id: core::sync::atomic::AtomicU32,
+    pub(crate) gdt: UnsafeCell<Gdt>,
+    pub(crate) tss: UnsafeCell<Tss>,
+    pub(crate) pvclock: PvClock,
+}
+
+// SAFETY: the cells are written only by the owning CPU during its bring-up.
+unsafe impl Sync for PerCpu {}
+
+impl PerCpu {
+    pub(crate) const fn new(index: u32, apic_id: u32) -> Self {
+        PerCpu {
+            self_ptr: 0,
+            index,
+            apic_id: core::sync::atomic::AtomicU32::new(apic_id),
+            gdt: UnsafeCell::new(Gdt::new()),
+            tss: UnsafeCell::new(Tss::new()),
+            pvclock: PvClock::new(),
+        }
+    }
+}
+
+#[repr(C, align(16))]
+pub(crate) struct IstStacks(pub [[u8; IST_STACK_BYTES]; 3]);
+
+/// The boot CPU's interrupt stacks; all zero, so they live in `.bss` and cost nothing until used.
+pub(crate) struct BootIst(pub UnsafeCell<IstStacks>);
+// SAFETY: only the boot CPU uses them, as stacks.
+unsafe impl Sync for BootIst {}
+
+pub(crate) static BOOT_IST: BootIst = BootIst(UnsafeCell::new(IstStacks([[0; IST_STACK_BYTES]; 3])));
+pub(crate) static BOOT_PERCPU: PerCpu = PerCpu::new(0, 0);
+
+/// Points GS at `percpu` on this CPU.
+///
+/// # Safety
+/// `percpu` lives forever and belongs to this CPU; the GS selector must already be loaded.
+pub(crate) unsafe fn install(percpu: &'static PerCpu) {
+    let ptr = percpu as *const PerCpu as u64;
+    // SAFETY: the block is ours; writing its self pointer before anyone reads through GS.
+    unsafe {
+        (ptr as *mut u64).write_volatile(ptr);
+        x86::msr::wrmsr(x86::msr::IA32_GS_BASE, ptr);
+    }
+}
+
+/// This CPU's per-CPU block.
+pub fn this_cpu() -> &'static PerCpu {
+    let ptr: u64;
+    // SAFETY: GS points at this CPU's block from bring-up on; gs:[0] is its address.
+    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
+    // SAFETY: as above; blocks are never freed.
+    unsafe { &*(ptr as *const PerCpu) }
+}
+
+/// This CPU's dense index (0 = boot CPU).
+pub fn cpu_index() -> u32 {
+    let index: u32;
+    // SAFETY: as in `this_cpu`.
+    unsafe { core::arch::asm!("mov {:e}, gs:[8]", out(reg) index, options(nostack, readonly, preserves_flags)) };
+    index
+}

@@ -1,0 +1,128 @@
+//! The physical frame allocator, built from the PVH memory map.
+//!
+//! Frames are handed out from the RAM regions by a bump pointer, and freed frames go on a free
+//! stack (a linked list threaded through the frames themselves, via the direct map). The bump part
+//! matters on PVM hosts: memory the VMM handed over is already zero, and zeroing a 4 KiB page in
+//! ring 0 costs ~195 µs there — so `alloc_zeroed` prefers pristine frames and zeroes only recycled
+//! ones. Set-up is O(regions), with no bitmap to clear.
+
+use super::{PAGE_SIZE, PhysAddr};
+use crate::boot::start_info::{MEMMAP_RAM, MemmapEntry};
+use spin::Mutex;
+
+const MAX_REGIONS: usize = 16;
+
+#[derive(Clone, Copy, Default)]
+struct Region {
+    next: u64,
+    end: u64,
+}
+
+struct Frames {
+    regions: [Region; MAX_REGIONS],
+    count: usize,
+    /// Head of the free stack (physical address, 0 = empty).
+    free_head: u64,
+    free_frames: u64,
+    total_bytes: u64,
+}
+
+static FRAMES: Mutex<Frames> = Mutex::new(Frames {
+    regions: [Region { next: 0, end: 0 }; MAX_REGIONS],
+    count: 0,
+    free_head: 0,
+    free_frames: 0,
+    total_bytes: 0,
+});
+
+/// Usable RAM the memory map reported, in bytes (what the boot line calls `mem_mib`).
+static USABLE_RAM: spin::Once<u64> = spin::Once::new();
+
+/// Builds the allocator from the memory map, leaving out everything below `reserved_end` (the low
+/// megabyte, boot structures and the kernel image).
+pub(crate) fn init(memmap: &[MemmapEntry], reserved_end: PhysAddr) {
+    let mut frames = FRAMES.lock();
+    let mut usable = 0;
+    for entry in memmap.iter().filter(|e| e.kind == MEMMAP_RAM) {
+        let start = align_up(entry.addr);
+        let end = (entry.addr.saturating_add(entry.size)) & !(PAGE_SIZE - 1);
+        if end <= start {
+            continue;
+        }
+        usable += end - start;
+        let start = start.max(align_up(reserved_end.0));
+        if end <= start || frames.count == MAX_REGIONS {
+            continue;
+        }
+        let i = frames.count;
+        frames.regions[i] = Region { next: start, end };
+        frames.count += 1;
+        frames.total_bytes += end - start;
+    }
+    USABLE_RAM.call_once(|| usable);
+}
+
+fn align_up(addr: u64) -> u64 {
+    addr.saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+/// Usable RAM in bytes, as the memory map reported it.
+pub fn usable_ram_bytes() -> u64 {
+    USABLE_RAM.get().copied().unwrap_or(0)
+}
+
+/// Bytes the allocator can still hand out.
+pub fn free_bytes() -> u64 {
+    let frames = FRAMES.lock();
+    let bump: u64 = frames.regions[..frames.count].iter().map(|r| r.end - r.next).sum();
+    bump + frames.free_frames * PAGE_SIZE
+}
+
+/// Allocates one frame whose content is unspecified.
+pub fn alloc() -> Option<PhysAddr> {
+    let mut frames = FRAMES.lock();
+    if frames.free_head != 0 {
+        let frame = frames.free_head;
+        // SAFETY: a frame on the free stack holds the next link in its first word.
+        frames.free_head = unsafe { (PhysAddr(frame).to_virt() as *const u64).read() };
+        frames.free_frames -= 1;
+        return Some(PhysAddr(frame));
+    }
+    frames.bump(1)
+}
+
+/// Allocates one frame filled with zeros: pristine if possible, else a recycled frame zeroed here.
+pub fn alloc_zeroed() -> Option<PhysAddr> {
+    if let Some(frame) = FRAMES.lock().bump(1) {
+        return Some(frame);
+    }
+    let frame = alloc()?;
+    // SAFETY: we own the frame; the direct map covers it. `write_bytes` becomes `rep stosq`.
+    unsafe { core::ptr::write_bytes(frame.to_virt(), 0, PAGE_SIZE as usize) };
+    Some(frame)
+}
+
+/// Allocates `count` physically contiguous, pristine (zeroed) frames.
+pub fn alloc_contiguous(count: u64) -> Option<PhysAddr> {
+    FRAMES.lock().bump(count)
+}
+
+/// Returns a frame to the allocator.
+pub fn free(frame: PhysAddr) {
+    let mut frames = FRAMES.lock();
+    // SAFETY: the caller gives the frame up; we store the link in its first word.
+    unsafe { (frame.to_virt() as *mut u64).write(frames.free_head) };
+    frames.free_head = frame.0;
+    frames.free_frames += 1;
+}
+
+impl Frames {
+    fn bump(&mut self, count: u64) -> Option<PhysAddr> {
+        let bytes = count.checked_mul(PAGE_SIZE)?;
+        let count = self.count;
+        let region = self.regions[..count].iter_mut().find(|r| r.end - r.next >= bytes)?;
+        let frame = region.next;
+        region.next += bytes;
+        Some(PhysAddr(frame))
+    }
+}

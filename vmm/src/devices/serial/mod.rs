@@ -1,0 +1,88 @@
+//! The 16550 UART at COM1 (0x3f8, IRQ 4), emulated by vm-superio, writing to the VMM's stdout.
+//! It is the kernel console until virtio-console exists.
+//!
+//! The console also keeps the last few KiB it printed, so that when the guest crashes the VMM can
+//! repeat the kernel's report on stderr.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::Mutex;
+use vm_superio::Serial;
+use vm_superio::serial::NoEvents;
+use vmm_sys_util::eventfd::EventFd;
+
+/// First port of COM1.
+pub const COM1_BASE: u16 = 0x3f8;
+/// Its eight registers.
+pub const COM1_PORTS: std::ops::Range<u16> = COM1_BASE..COM1_BASE + 8;
+/// Its interrupt line (GSI).
+pub const COM1_GSI: u32 = 4;
+/// How much console output is kept for crash reports.
+const TAIL_BYTES: usize = 8 * 1024;
+
+/// Raises the UART's interrupt through an irqfd.
+pub struct IrqLine(pub EventFd);
+
+impl vm_superio::Trigger for IrqLine {
+    type E = std::io::Error;
+    fn trigger(&self) -> std::io::Result<()> {
+        self.0.write(1)
+    }
+}
+
+/// Where the UART's bytes go: stdout, plus a bounded tail.
+pub struct ConsoleOut {
+    tail: VecDeque<u8>,
+}
+
+impl Write for ConsoleOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tail.extend(buf);
+        let excess = self.tail.len().saturating_sub(TAIL_BYTES);
+        self.tail.drain(..excess);
+        // A closed stdout must not stop the guest: drop the output, keep the tail.
+        let _ = std::io::stdout().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
+
+/// The COM1 device.
+pub struct SerialConsole(Mutex<Serial<IrqLine, NoEvents, ConsoleOut>>);
+
+impl SerialConsole {
+    pub fn new(irq: EventFd) -> Self {
+        SerialConsole(Mutex::new(Serial::new(IrqLine(irq), ConsoleOut { tail: VecDeque::new() })))
+    }
+
+    /// A guest read of port `port` (in `COM1_PORTS`).
+    pub fn read(&self, port: u16) -> u8 {
+        self.lock().read((port - COM1_BASE) as u8)
+    }
+
+    /// A guest write of `value` to port `port` (in `COM1_PORTS`).
+    pub fn write(&self, port: u16, value: u8) {
+        if let Err(e) = self.lock().write((port - COM1_BASE) as u8, value) {
+            tracing::debug!("serial: write to {port:#x} failed: {e:?}");
+        }
+    }
+
+    /// The last console output, as text.
+    pub fn tail(&self) -> String {
+        let serial = self.lock();
+        let (a, b) = serial.writer().tail.as_slices();
+        String::from_utf8_lossy(&[a, b].concat()).into_owned()
+    }
+
+    pub fn flush(&self) {
+        let _ = self.lock().writer_mut().flush();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Serial<IrqLine, NoEvents, ConsoleOut>> {
+        // A vCPU thread that panicked mid-write leaves a usable UART: take it anyway.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,231 @@
+//! One virtual machine: its memory, devices and vCPU threads, and the run that ends with the
+//! guest's exit code or a [`Failure`].
+//!
+//! Every vCPU runs on its own thread. The boot vCPU starts at the PVH entry; the others wait until
+//! the guest asks for them on the start port, then start in 64-bit mode. The first vCPU that sees
+//! the end of the run (power-off, crash, internal error) reports it; the main thread waits for
+//! that report or the timeout, and the process exits — which also tears the VM down.
+
+use crate::devices::pvport::{self, PowerOff};
+use crate::devices::serial::{COM1_GSI, COM1_PORTS, SerialConsole};
+use crate::exit::Failure;
+use crate::kvm::regs::{self, ApStart};
+use kvm_ioctls::{VcpuExit, VcpuFd};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
+
+/// How a run ends.
+pub type Outcome = Result<u8, Failure>;
+
+/// What vCPU threads share.
+struct Shared {
+    mem: GuestMemoryMmap,
+    mem_bytes: u64,
+    serial: SerialConsole,
+    /// Per vCPU: the channel that starts it, until it is used.
+    ap_start: Vec<Mutex<Option<Sender<ApStart>>>>,
+    outcome: Mutex<Sender<Outcome>>,
+}
+
+impl Shared {
+    fn finish(&self, outcome: Outcome) {
+        if let Ok(sender) = self.outcome.lock() {
+            let _ = sender.send(outcome);
+        }
+    }
+}
+
+/// A configured VM, ready to run.
+pub struct Vm {
+    shared: Arc<Shared>,
+    vcpus: Vec<VcpuFd>,
+    ap_receivers: Vec<Option<Receiver<ApStart>>>,
+    outcome_rx: Receiver<Outcome>,
+}
+
+impl Vm {
+    /// Wires devices and vCPUs. `vcpus[0]` must already be at the kernel's entry.
+    pub fn new(vm: &kvm_ioctls::VmFd, mem: GuestMemoryMmap, mem_bytes: u64, vcpus: Vec<VcpuFd>) -> anyhow::Result<Vm> {
+        use anyhow::Context;
+        let serial_irq = EventFd::new(libc::EFD_NONBLOCK).context("eventfd for the serial IRQ")?;
+        vm.register_irqfd(&serial_irq, COM1_GSI).context("KVM_IRQFD for the serial IRQ")?;
+        let (outcome_tx, outcome_rx) = mpsc::channel();
+        let (mut senders, mut receivers) = (Vec::new(), Vec::new());
+        for index in 0..vcpus.len() {
+            if index == 0 {
+                senders.push(Mutex::new(None));
+                receivers.push(None);
+            } else {
+                let (tx, rx) = mpsc::channel();
+                senders.push(Mutex::new(Some(tx)));
+                receivers.push(Some(rx));
+            }
+        }
+        let shared = Arc::new(Shared {
+            mem,
+            mem_bytes,
+            serial: SerialConsole::new(serial_irq),
+            ap_start: senders,
+            outcome: Mutex::new(outcome_tx),
+        });
+        Ok(Vm { shared, vcpus, ap_receivers: receivers, outcome_rx })
+    }
+
+    /// Runs the guest until it ends or `timeout` passes.
+    pub fn run(self, timeout: Option<Duration>) -> Outcome {
+        for (index, (vcpu, start)) in self.vcpus.into_iter().zip(self.ap_receivers).enumerate() {
+            let shared = Arc::clone(&self.shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("vcpu{index}"))
+                .spawn(move || vcpu_thread(index as u32, vcpu, start, &shared));
+            if let Err(e) = spawned {
+                return Err(Failure::Internal(anyhow::anyhow!("cannot start the thread of vCPU {index}: {e}")));
+            }
+        }
+        let outcome = match timeout {
+            Some(limit) => self.outcome_rx.recv_timeout(limit).unwrap_or(Err(Failure::Timeout(limit))),
+            None => self
+                .outcome_rx
+                .recv()
+                .unwrap_or_else(|_| Err(Failure::Internal(anyhow::anyhow!("every vCPU thread ended without a result")))),
+        };
+        self.shared.serial.flush();
+        match outcome {
+            Err(Failure::GuestCrash(how)) => Err(Failure::GuestCrash(crash_text(&how, &self.shared.serial.tail()))),
+            other => other,
+        }
+    }
+}
+
+/// The crash description plus the kernel's own report, if the console shows one.
+fn crash_text(how: &str, console_tail: &str) -> String {
+    let report = ["KERNEL PANIC", "CPU EXCEPTION"]
+        .iter()
+        .filter_map(|marker| console_tail.rfind(marker))
+        .max()
+        .map(|at| console_tail[at..].trim_end());
+    match report {
+        Some(report) => format!("{how}\n{report}"),
+        None => how.to_string(),
+    }
+}
+
+fn vcpu_thread(index: u32, mut vcpu: VcpuFd, start: Option<Receiver<ApStart>>, shared: &Shared) {
+    if let Some(start) = start {
+        // Wait for the guest to ask for this CPU; a closed channel means the run is over.
+        let Ok(request) = start.recv() else { return };
+        if let Err(e) = regs::set_long_mode_entry(&vcpu, &request) {
+            shared.finish(Err(Failure::Internal(e.context(format!("starting vCPU {index}")))));
+            return;
+        }
+        tracing::debug!("vcpu{index}: started at {:#x}", request.rip);
+    }
+    let outcome = run_vcpu(index, &mut vcpu, shared);
+    shared.finish(outcome);
+}
+
+/// Runs one vCPU until the run ends for it.
+fn run_vcpu(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
+    loop {
+        let exit = match vcpu.run() {
+            Ok(exit) => exit,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            Err(e) => return Err(Failure::Internal(anyhow::anyhow!("KVM_RUN on vCPU {index} failed: {e}"))),
+        };
+        match exit {
+            VcpuExit::IoOut(port, data) => {
+                if let Some(end) = port_out(index, port, data, shared) {
+                    return end;
+                }
+            }
+            VcpuExit::IoIn(port, data) => port_in(port, data, shared),
+            VcpuExit::MmioRead(addr, data) => {
+                tracing::debug!("vcpu{index}: read of unknown MMIO {addr:#x} ({} bytes)", data.len());
+                data.fill(0xff);
+            }
+            VcpuExit::MmioWrite(addr, data) => {
+                tracing::debug!("vcpu{index}: write of unknown MMIO {addr:#x} ({} bytes)", data.len());
+            }
+            VcpuExit::Hlt => {
+                // The in-kernel APIC handles HLT; seeing it means the CPU halted for good.
+                tracing::debug!("vcpu{index}: halted");
+                return Err(Failure::GuestCrash(format!("vCPU {index} halted with interrupts off")));
+            }
+            VcpuExit::Shutdown => {
+                return Err(Failure::GuestCrash(format!("triple fault on vCPU {index}\n{}", regs::dump(vcpu))));
+            }
+            VcpuExit::InternalError => {
+                return Err(Failure::GuestCrash(format!(
+                    "KVM internal error on vCPU {index} (an instruction this host cannot emulate)\n{}",
+                    regs::dump(vcpu)
+                )));
+            }
+            VcpuExit::FailEntry(reason, cpu) => {
+                return Err(Failure::GuestCrash(format!(
+                    "KVM entry failure on vCPU {index} (reason {reason:#x}, host cpu {cpu})\n{}",
+                    regs::dump(vcpu)
+                )));
+            }
+            VcpuExit::SystemEvent(kind, _) => {
+                return Err(Failure::GuestCrash(format!("vCPU {index} asked for a system event {kind} (reset?)")));
+            }
+            other => tracing::debug!("vcpu{index}: ignored exit {other:?}"),
+        }
+    }
+}
+
+/// A guest port write. Returns the end of the run if the write ends it.
+fn port_out(index: u32, port: u16, data: &[u8], shared: &Shared) -> Option<Outcome> {
+    match port {
+        p if COM1_PORTS.contains(&p) && data.len() == 1 => shared.serial.write(p, data[0]),
+        pvport::EXIT_PORT if data.len() == 4 => {
+            let value = u32::from_le_bytes(data.try_into().expect("4 bytes"));
+            return Some(match PowerOff::decode(value) {
+                PowerOff::Normal(code) => Ok(code),
+                PowerOff::KernelPanic => Err(Failure::GuestCrash("kernel panic".into())),
+                PowerOff::CpuException => Err(Failure::GuestCrash("CPU exception in the kernel".into())),
+                PowerOff::Unknown(reason) => {
+                    Err(Failure::GuestCrash(format!("power-off with unknown reason {reason}")))
+                }
+            });
+        }
+        pvport::AP_START_PORT if data.len() == 4 => {
+            let addr = u64::from(u32::from_le_bytes(data.try_into().expect("4 bytes")));
+            start_ap(index, addr, shared);
+        }
+        _ => tracing::debug!("vcpu{index}: write to unknown port {port:#x} ({} bytes)", data.len()),
+    }
+    None
+}
+
+fn start_ap(index: u32, addr: u64, shared: &Shared) {
+    let (apic_id, start) = match pvport::read_ap_start(&shared.mem, addr, shared.mem_bytes) {
+        Ok(request) => request,
+        Err(why) => {
+            tracing::warn!("vcpu{index}: ignored CPU start request: {why}");
+            return;
+        }
+    };
+    // APIC IDs are vCPU indices (see boot/acpi.rs).
+    let sender = shared.ap_start.get(apic_id as usize).and_then(|slot| slot.lock().ok()?.take());
+    match sender {
+        Some(sender) => {
+            let _ = sender.send(start);
+        }
+        None => tracing::warn!("vcpu{index}: ignored start of APIC ID {apic_id}: no such CPU, or already started"),
+    }
+}
+
+fn port_in(port: u16, data: &mut [u8], shared: &Shared) {
+    match port {
+        p if COM1_PORTS.contains(&p) && data.len() == 1 => data[0] = shared.serial.read(p),
+        pvport::EXIT_PORT if data.len() == 4 => data.copy_from_slice(&pvport::SIGNATURE.to_le_bytes()),
+        _ => {
+            tracing::debug!("read of unknown port {port:#x} ({} bytes)", data.len());
+            data.fill(0xff);
+        }
+    }
+}
