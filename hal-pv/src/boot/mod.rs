@@ -87,12 +87,12 @@ extern "C" fn hal_start64(start_info_phys: u64) -> ! {
 
     let (_, kernel_end) = crate::mm::kernel_phys_range();
     frames::init(info.memmap(), kernel_end.max(PhysAddr(1 << 20)));
-    let max_phys = info.memmap().iter().map(|e| e.addr.saturating_add(e.size)).max().unwrap_or(0);
     let features = crate::cpu::features::get();
     if !features.nx {
         crate::crash::early_panic("the CPU has no NX bit");
     }
-    paging::init(max_phys, features.gib_pages);
+    let ram = info.memmap().iter().filter(|e| e.kind == start_info::MEMMAP_RAM);
+    paging::init(ram.map(|e| (e.addr, e.addr.saturating_add(e.size))), features.gib_pages);
 
     crate::time::init();
     crate::irq::apic::init_this_cpu();

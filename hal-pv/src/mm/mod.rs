@@ -1,8 +1,8 @@
 //! Memory: physical frames, the kernel's page tables and its heap.
 //!
 //! Address-space layout of the kernel (the lower half is left to user programs):
-//! - `0xffff_8000_0000_0000 + p`: the direct map of physical address `p` (all RAM, and the MMIO
-//!   window 3..4 GiB uncached);
+//! - `0xffff_8000_0000_0000 + p`: the direct map of physical address `p` (all RAM, and the local
+//!   APIC and IOAPIC pages uncached);
 //! - `0xffff_ffff_8000_0000 + p`: the kernel image, loaded at physical `p` (2 MiB).
 
 pub mod frames;

@@ -3,8 +3,8 @@
 //! [`init`] replaces the boot tables (2 MiB pages, everything executable) with:
 //! - the kernel image in 4 KiB pages — text read+execute, rodata read-only NX, data/bss read-write
 //!   NX — so a stray write into code or a jump into data faults;
-//! - the direct map of physical memory, NX, in 1 GiB pages where the CPU has them (2 MiB
-//!   otherwise), the 3..4 GiB MMIO window uncached;
+//! - the direct map of RAM, NX, in 1 GiB pages where the CPU has them (2 MiB otherwise), and the
+//!   local APIC and IOAPIC pages uncached;
 //! - no identity map: the lower half is left for user address spaces.
 //!
 //! New tables come from pristine frames (already zero), so building them writes only the entries.
@@ -24,7 +24,6 @@ const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 const GIB: u64 = 1 << 30;
 const MIB2: u64 = 2 << 20;
-const MMIO_WINDOW: u64 = 3 * GIB;
 
 /// Until the direct map exists, tables are reached through the boot identity map (first GiB).
 static DIRECT_MAP_READY: AtomicBool = AtomicBool::new(false);
@@ -83,10 +82,11 @@ pub unsafe fn map_4k(root: u64, virt: u64, phys: u64, flags: u64) {
 }
 
 /// Builds the kernel's tables and switches to them. Runs once, on the boot CPU.
-pub(crate) fn init(max_phys: u64, gib_pages: bool) {
+/// `ram` lists the physical ranges to reach through the direct map.
+pub(crate) fn init(ram: impl Iterator<Item = (u64, u64)>, gib_pages: bool) {
     let root = new_table();
     map_kernel_image(root);
-    map_direct(root, max_phys, gib_pages);
+    map_direct(root, ram, gib_pages);
     // SAFETY: the new tables map the kernel image (code, stack, data) at the same virtual
     // addresses as the boot tables, so execution continues after the switch.
     unsafe { x86::controlregs::cr3_write(root) };
@@ -115,24 +115,35 @@ fn map_kernel_image(root: u64) {
     }
 }
 
-fn map_direct(root: u64, max_phys: u64, gib_pages: bool) {
-    // Always cover the low 4 GiB: the local APIC and IOAPIC live in the MMIO window.
-    let end = max_phys.max(4 * GIB).min(512 * GIB);
-    let mut phys = 0;
+/// Maps `ranges` (physical, any alignment) into the direct map, plus the local APIC and IOAPIC
+/// pages uncached. Only RAM is mapped: with 2 MiB pages each entry is a few emulated instructions
+/// on PVM hosts (which offer no 1 GiB pages), so mapping the whole 4 GiB would cost ~50 ms.
+fn map_direct(root: u64, ram: impl Iterator<Item = (u64, u64)>, gib_pages: bool) {
+    for (start, end) in ram {
+        map_direct_range(root, start, end, 0, gib_pages);
+    }
+    // The IOAPIC (0xfec00000) and local APIC (0xfee00000) pages.
+    map_direct_range(root, 0xfec0_0000, 0xfef0_0000, NO_CACHE | WRITE_THROUGH, false);
+}
+
+fn map_direct_range(root: u64, start: u64, end: u64, cache: u64, gib_pages: bool) {
+    let flags = PRESENT | WRITABLE | NO_EXECUTE | GLOBAL | HUGE | cache;
+    let (step, level) = if gib_pages { (GIB, 2) } else { (MIB2, 1) };
+    let mut phys = start & !(step - 1);
+    let end = end.min(512 * GIB);
     while phys < end {
-        let cache = if (MMIO_WINDOW..4 * GIB).contains(&phys) { NO_CACHE | WRITE_THROUGH } else { 0 };
-        let flags = PRESENT | WRITABLE | NO_EXECUTE | GLOBAL | HUGE | cache;
         let virt = DIRECT_MAP_BASE + phys;
         // SAFETY: fresh tables under `root`; the direct map aliases nothing the kernel uses yet.
         unsafe {
             let pdpt = next_level(root, index(virt, 3));
-            if gib_pages {
-                table(pdpt).add(index(virt, 2)).write_volatile(phys | flags);
-                phys += GIB;
-            } else {
-                let pd = next_level(pdpt, index(virt, 2));
-                table(pd).add(index(virt, 1)).write_volatile(phys | flags);
-                phys += MIB2;
+            let leaf_table = if gib_pages { pdpt } else { next_level(pdpt, index(virt, 2)) };
+            // Fill the rest of this table in one tight loop.
+            let slots = table(leaf_table);
+            let mut slot = index(virt, level);
+            while slot < 512 && phys < end {
+                slots.add(slot).write_volatile(phys | flags);
+                slot += 1;
+                phys += step;
             }
         }
     }

@@ -28,9 +28,6 @@
 //!
 //! Layout reference: <https://www.nongnu.org/ext2-doc/ext2.html>.
 
-// The VMM's boot path does not call into this module yet (main.rs is a stub).
-#![allow(dead_code)]
-
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
