@@ -61,10 +61,17 @@ pub fn find_cpus(rsdp: PhysAddr) -> Option<CpuList> {
     };
     let root = table(root)?;
     let madt = root[36..].chunks_exact(entry_size).find_map(|entry| {
-        let addr = if entry_size == 8 { u64_at(entry, 0)? } else { u64::from(u32_at(entry, 0)?) };
+        let addr = if entry_size == 8 {
+            u64_at(entry, 0)?
+        } else {
+            u64::from(u32_at(entry, 0)?)
+        };
         table(addr).filter(|t| &t[..4] == b"APIC")
     })?;
-    let mut cpus = CpuList { apic_ids: [0; MAX_CPUS], count: 0 };
+    let mut cpus = CpuList {
+        apic_ids: [0; MAX_CPUS],
+        count: 0,
+    };
     // Entries start after the header (36) + local APIC address (4) + flags (4).
     let mut at = 44;
     while at + 2 <= madt.len() {

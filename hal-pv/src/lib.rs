@@ -19,6 +19,7 @@ pub mod boot;
 pub mod console;
 pub mod cpu;
 pub mod crash;
+pub mod debug;
 pub mod irq;
 pub mod mm;
 pub mod pvport;

@@ -49,7 +49,9 @@ pub fn cpu_apic_ids() -> &'static [u32] {
 pub fn start_application_processors(ap_main: fn() -> !) -> u32 {
     AP_MAIN.store(ap_main as usize, Ordering::Release);
     let boot_apic = crate::irq::apic::id();
-    percpu::BOOT_PERCPU.apic_id.store(boot_apic, Ordering::Relaxed);
+    percpu::BOOT_PERCPU
+        .apic_id
+        .store(boot_apic, Ordering::Relaxed);
     let mut next_index = 1;
     for &apic_id in cpu_apic_ids().iter().filter(|&&id| id != boot_apic) {
         let Some(block) = prepare(apic_id, next_index) else {

@@ -49,7 +49,9 @@ pub const MIN_MEMORY_MIB: u64 = 16;
 pub const MAX_MEMORY_MIB: u64 = 512 * 1024;
 
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
-    let secs: f64 = text.parse().map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
     if !(secs.is_finite() && secs > 0.0 && secs <= 1e9) {
         return Err(format!("'{text}' must be a positive number of seconds"));
     }

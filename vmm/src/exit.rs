@@ -45,7 +45,11 @@ impl fmt::Display for Failure {
             // `{:#}` prints the whole context chain on one line.
             Failure::Usage(e) => write!(f, "{e:#}"),
             Failure::Timeout(after) => {
-                write!(f, "guest still running after --timeout {}s, stopped it", after.as_secs_f64())
+                write!(
+                    f,
+                    "guest still running after --timeout {}s, stopped it",
+                    after.as_secs_f64()
+                )
             }
             Failure::GuestCrash(how) => write!(f, "guest crashed: {how}"),
             Failure::Internal(e) => write!(f, "internal error: {e:#}"),

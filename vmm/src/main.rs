@@ -44,7 +44,11 @@ fn init_logging(verbose: bool) {
     } else {
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "vmm=warn".into())
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 fn run(cli: &cli::Cli) -> Result<u8, Failure> {
@@ -55,13 +59,17 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
         )));
     }
     let (kernel, kernel_name, cmdline) = read_image(cli).usage()?;
+    let mem_bytes = cli.memory << 20;
+    boot::kernel::check(&kernel, &kernel_name, boot::low_ram_end(mem_bytes)).usage()?;
 
     let hypervisor = kvm::Hypervisor::open().usage()?;
     hypervisor.check_vcpus(cli.cpus).usage()?;
-    let mem_bytes = cli.memory << 20;
     let mem = memory::create(mem_bytes).internal()?;
     let boot = boot::setup(&mem, mem_bytes, &kernel, &kernel_name, &cmdline, cli.cpus).usage()?;
-    tracing::debug!("kernel {kernel_name}: PVH entry {:#x}; cmdline {cmdline:?}", boot.entry.0);
+    tracing::debug!(
+        "kernel {kernel_name}: PVH entry {:#x}; cmdline {cmdline:?}",
+        boot.entry.0
+    );
 
     let vm = hypervisor.create_vm(&mem).internal()?;
     let cpuid = hypervisor.supported_cpuid().internal()?;
@@ -79,7 +87,8 @@ fn read_image(cli: &cli::Cli) -> anyhow::Result<(Vec<u8>, String, String)> {
     let image = image::ext2::Ext2Image::open(&cli.image)?;
     let (kernel, name) = match &cli.kernel {
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read --kernel {}", path.display()))?;
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read --kernel {}", path.display()))?;
             (bytes, path.display().to_string())
         }
         None => (
@@ -113,6 +122,9 @@ fn report_memory_use() {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
     let guest_kib = memory::guest_resident_kib();
     if let (Some(peak), Some(guest)) = (peak_kib, guest_kib) {
-        tracing::info!("peak RSS {peak} KiB, guest memory resident {guest} KiB, VMM own peak RSS {} KiB", peak.saturating_sub(guest));
+        tracing::info!(
+            "peak RSS {peak} KiB, guest memory resident {guest} KiB, VMM own peak RSS {} KiB",
+            peak.saturating_sub(guest)
+        );
     }
 }

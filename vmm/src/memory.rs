@@ -25,8 +25,10 @@ pub fn ram_ranges(bytes: u64) -> Vec<(GuestAddress, u64)> {
 /// Allocates guest memory of `bytes`.
 pub fn create(bytes: u64) -> anyhow::Result<GuestMemoryMmap> {
     let _ = GUEST_SIZES.set(ram_ranges(bytes).iter().map(|r| r.1).collect());
-    let ranges: Vec<(GuestAddress, usize)> =
-        ram_ranges(bytes).into_iter().map(|(addr, len)| (addr, len as usize)).collect();
+    let ranges: Vec<(GuestAddress, usize)> = ram_ranges(bytes)
+        .into_iter()
+        .map(|(addr, len)| (addr, len as usize))
+        .collect();
     GuestMemoryMmap::from_ranges(&ranges)
         .with_context(|| format!("cannot map {} MiB of guest memory", bytes >> 20))
 }
@@ -39,12 +41,22 @@ pub fn guest_resident_kib() -> Option<u64> {
     let (mut total, mut in_guest) = (0, false);
     for line in smaps.lines() {
         if let Some(size) = line.strip_prefix("Size:") {
-            let kib = size.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0);
+            let kib = size
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0);
             in_guest = guest_sizes_kib.contains(&kib);
         } else if let Some(rss) = line.strip_prefix("Rss:")
             && in_guest
         {
-            total += rss.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0);
+            total += rss
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0);
         }
     }
     Some(total)
@@ -65,6 +77,9 @@ mod tests {
     #[test]
     fn large_memory_skips_the_mmio_hole() {
         let ranges = ram_ranges(4 << 30);
-        assert_eq!(ranges, vec![(GuestAddress(0), 3 << 30), (GuestAddress(4 << 30), 1 << 30)]);
+        assert_eq!(
+            ranges,
+            vec![(GuestAddress(0), 3 << 30), (GuestAddress(4 << 30), 1 << 30)]
+        );
     }
 }

@@ -48,10 +48,16 @@ pub struct Vm {
 
 impl Vm {
     /// Wires devices and vCPUs. `vcpus[0]` must already be at the kernel's entry.
-    pub fn new(vm: &kvm_ioctls::VmFd, mem: GuestMemoryMmap, mem_bytes: u64, vcpus: Vec<VcpuFd>) -> anyhow::Result<Vm> {
+    pub fn new(
+        vm: &kvm_ioctls::VmFd,
+        mem: GuestMemoryMmap,
+        mem_bytes: u64,
+        vcpus: Vec<VcpuFd>,
+    ) -> anyhow::Result<Vm> {
         use anyhow::Context;
         let serial_irq = EventFd::new(libc::EFD_NONBLOCK).context("eventfd for the serial IRQ")?;
-        vm.register_irqfd(&serial_irq, COM1_GSI).context("KVM_IRQFD for the serial IRQ")?;
+        vm.register_irqfd(&serial_irq, COM1_GSI)
+            .context("KVM_IRQFD for the serial IRQ")?;
         let (outcome_tx, outcome_rx) = mpsc::channel();
         let (mut senders, mut receivers) = (Vec::new(), Vec::new());
         for index in 0..vcpus.len() {
@@ -71,7 +77,12 @@ impl Vm {
             ap_start: senders,
             outcome: Mutex::new(outcome_tx),
         });
-        Ok(Vm { shared, vcpus, ap_receivers: receivers, outcome_rx })
+        Ok(Vm {
+            shared,
+            vcpus,
+            ap_receivers: receivers,
+            outcome_rx,
+        })
     }
 
     /// Runs the guest until it ends or `timeout` passes.
@@ -82,19 +93,28 @@ impl Vm {
                 .name(format!("vcpu{index}"))
                 .spawn(move || vcpu_thread(index as u32, vcpu, start, &shared));
             if let Err(e) = spawned {
-                return Err(Failure::Internal(anyhow::anyhow!("cannot start the thread of vCPU {index}: {e}")));
+                return Err(Failure::Internal(anyhow::anyhow!(
+                    "cannot start the thread of vCPU {index}: {e}"
+                )));
             }
         }
         let outcome = match timeout {
-            Some(limit) => self.outcome_rx.recv_timeout(limit).unwrap_or(Err(Failure::Timeout(limit))),
-            None => self
+            Some(limit) => self
                 .outcome_rx
-                .recv()
-                .unwrap_or_else(|_| Err(Failure::Internal(anyhow::anyhow!("every vCPU thread ended without a result")))),
+                .recv_timeout(limit)
+                .unwrap_or(Err(Failure::Timeout(limit))),
+            None => self.outcome_rx.recv().unwrap_or_else(|_| {
+                Err(Failure::Internal(anyhow::anyhow!(
+                    "every vCPU thread ended without a result"
+                )))
+            }),
         };
         self.shared.serial.flush();
         match outcome {
-            Err(Failure::GuestCrash(how)) => Err(Failure::GuestCrash(crash_text(&how, &self.shared.serial.tail()))),
+            Err(Failure::GuestCrash(how)) => Err(Failure::GuestCrash(crash_text(
+                &how,
+                &self.shared.serial.tail(),
+            ))),
             other => other,
         }
     }
@@ -118,7 +138,9 @@ fn vcpu_thread(index: u32, mut vcpu: VcpuFd, start: Option<Receiver<ApStart>>, s
         // Wait for the guest to ask for this CPU; a closed channel means the run is over.
         let Ok(request) = start.recv() else { return };
         if let Err(e) = regs::set_long_mode_entry(&vcpu, &request) {
-            shared.finish(Err(Failure::Internal(e.context(format!("starting vCPU {index}")))));
+            shared.finish(Err(Failure::Internal(
+                e.context(format!("starting vCPU {index}")),
+            )));
             return;
         }
         tracing::debug!("vcpu{index}: started at {:#x}", request.rip);
@@ -133,7 +155,11 @@ fn run_vcpu(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
         let exit = match vcpu.run() {
             Ok(exit) => exit,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
-            Err(e) => return Err(Failure::Internal(anyhow::anyhow!("KVM_RUN on vCPU {index} failed: {e}"))),
+            Err(e) => {
+                return Err(Failure::Internal(anyhow::anyhow!(
+                    "KVM_RUN on vCPU {index} failed: {e}"
+                )));
+            }
         };
         match exit {
             VcpuExit::IoOut(port, data) => {
@@ -143,19 +169,30 @@ fn run_vcpu(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
             }
             VcpuExit::IoIn(port, data) => port_in(port, data, shared),
             VcpuExit::MmioRead(addr, data) => {
-                tracing::debug!("vcpu{index}: read of unknown MMIO {addr:#x} ({} bytes)", data.len());
+                tracing::debug!(
+                    "vcpu{index}: read of unknown MMIO {addr:#x} ({} bytes)",
+                    data.len()
+                );
                 data.fill(0xff);
             }
             VcpuExit::MmioWrite(addr, data) => {
-                tracing::debug!("vcpu{index}: write of unknown MMIO {addr:#x} ({} bytes)", data.len());
+                tracing::debug!(
+                    "vcpu{index}: write of unknown MMIO {addr:#x} ({} bytes)",
+                    data.len()
+                );
             }
             VcpuExit::Hlt => {
                 // The in-kernel APIC handles HLT; seeing it means the CPU halted for good.
                 tracing::debug!("vcpu{index}: halted");
-                return Err(Failure::GuestCrash(format!("vCPU {index} halted with interrupts off")));
+                return Err(Failure::GuestCrash(format!(
+                    "vCPU {index} halted with interrupts off"
+                )));
             }
             VcpuExit::Shutdown => {
-                return Err(Failure::GuestCrash(format!("triple fault on vCPU {index}\n{}", regs::dump(vcpu))));
+                return Err(Failure::GuestCrash(format!(
+                    "triple fault on vCPU {index}\n{}",
+                    regs::dump(vcpu)
+                )));
             }
             VcpuExit::InternalError => {
                 return Err(Failure::GuestCrash(format!(
@@ -170,7 +207,9 @@ fn run_vcpu(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
                 )));
             }
             VcpuExit::SystemEvent(kind, _) => {
-                return Err(Failure::GuestCrash(format!("vCPU {index} asked for a system event {kind} (reset?)")));
+                return Err(Failure::GuestCrash(format!(
+                    "vCPU {index} asked for a system event {kind} (reset?)"
+                )));
             }
             other => tracing::debug!("vcpu{index}: ignored exit {other:?}"),
         }
@@ -186,17 +225,22 @@ fn port_out(index: u32, port: u16, data: &[u8], shared: &Shared) -> Option<Outco
             return Some(match PowerOff::decode(value) {
                 PowerOff::Normal(code) => Ok(code),
                 PowerOff::KernelPanic => Err(Failure::GuestCrash("kernel panic".into())),
-                PowerOff::CpuException => Err(Failure::GuestCrash("CPU exception in the kernel".into())),
-                PowerOff::Unknown(reason) => {
-                    Err(Failure::GuestCrash(format!("power-off with unknown reason {reason}")))
+                PowerOff::CpuException => {
+                    Err(Failure::GuestCrash("CPU exception in the kernel".into()))
                 }
+                PowerOff::Unknown(reason) => Err(Failure::GuestCrash(format!(
+                    "power-off with unknown reason {reason}"
+                ))),
             });
         }
         pvport::AP_START_PORT if data.len() == 4 => {
             let addr = u64::from(u32::from_le_bytes(data.try_into().expect("4 bytes")));
             start_ap(index, addr, shared);
         }
-        _ => tracing::debug!("vcpu{index}: write to unknown port {port:#x} ({} bytes)", data.len()),
+        _ => tracing::debug!(
+            "vcpu{index}: write to unknown port {port:#x} ({} bytes)",
+            data.len()
+        ),
     }
     None
 }
@@ -210,19 +254,26 @@ fn start_ap(index: u32, addr: u64, shared: &Shared) {
         }
     };
     // APIC IDs are vCPU indices (see boot/acpi.rs).
-    let sender = shared.ap_start.get(apic_id as usize).and_then(|slot| slot.lock().ok()?.take());
+    let sender = shared
+        .ap_start
+        .get(apic_id as usize)
+        .and_then(|slot| slot.lock().ok()?.take());
     match sender {
         Some(sender) => {
             let _ = sender.send(start);
         }
-        None => tracing::warn!("vcpu{index}: ignored start of APIC ID {apic_id}: no such CPU, or already started"),
+        None => tracing::warn!(
+            "vcpu{index}: ignored start of APIC ID {apic_id}: no such CPU, or already started"
+        ),
     }
 }
 
 fn port_in(port: u16, data: &mut [u8], shared: &Shared) {
     match port {
         p if COM1_PORTS.contains(&p) && data.len() == 1 => data[0] = shared.serial.read(p),
-        pvport::EXIT_PORT if data.len() == 4 => data.copy_from_slice(&pvport::SIGNATURE.to_le_bytes()),
+        pvport::EXIT_PORT if data.len() == 4 => {
+            data.copy_from_slice(&pvport::SIGNATURE.to_le_bytes())
+        }
         _ => {
             tracing::debug!("read of unknown port {port:#x} ({} bytes)", data.len());
             data.fill(0xff);

@@ -1,1 +1,101 @@
-fn main() {}
+//! `cargo xtask`: builds the VMM, the kernel and the guest image, boots it, tests and benchmarks.
+//!
+//! Artifacts go to `target/noa/`: `vmm`, `kernel.elf` (with symbols) and `guest.img` (ext2, with
+//! the stripped kernel at `/boot/kernel` and `/boot/cmdline`).
+
+mod build;
+mod deps;
+mod image;
+mod test;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, run, test and benchmark NOA ARK OS"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what is missing, build the VMM and the kernel, write target/noa/.
+    Build,
+    /// Rebuild only target/noa/guest.img from the built kernel.
+    Image,
+    /// Build, then boot target/noa/guest.img: `cargo xtask run -- [VMM ARGS]`.
+    Run {
+        #[arg(last = true)]
+        vmm_args: Vec<String>,
+    },
+    /// Build, then run every test: unit tests, KVM boots, in-guest ktests, the QEMU cross-check.
+    Test,
+    /// Build, then run a benchmark (`boot`).
+    Bench {
+        #[arg(default_value = "boot")]
+        which: String,
+        /// Runs per variant.
+        #[arg(long, default_value_t = 20)]
+        runs: u32,
+    },
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+/// Where the artifacts go.
+pub fn artifacts() -> PathBuf {
+    root().join("target/noa")
+}
+
+fn main() -> Result<()> {
+    match Args::parse().command {
+        Command::Build => build::all().map(|_| ()),
+        Command::Image => image::write(&artifacts()),
+        Command::Run { vmm_args } => {
+            let noa = build::all()?;
+            let status = std::process::Command::new(noa.join("vmm"))
+                .args(&vmm_args)
+                .arg(noa.join("guest.img"))
+                .status()?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        Command::Test => test::all(),
+        Command::Bench { which, runs } => {
+            anyhow::ensure!(which == "boot", "unknown benchmark '{which}' (known: boot)");
+            let noa = build::all()?;
+            build::run(
+                build::cargo()
+                    .args([
+                        "run",
+                        "--quiet",
+                        "--release",
+                        "-p",
+                        "bench",
+                        "--",
+                        "boot",
+                        "--runs",
+                    ])
+                    .arg(runs.to_string())
+                    .arg("--vmm")
+                    .arg(noa.join("vmm"))
+                    .arg("--image")
+                    .arg(noa.join("guest.img"))
+                    .arg("--kernel")
+                    .arg(noa.join("kernel.elf"))
+                    .arg("--json")
+                    .arg(noa.join("bench-boot.json")),
+            )
+        }
+    }
+}

@@ -6,6 +6,8 @@
 pub struct Cmdline<'a> {
     /// `noa.ktest=FILTER`: run the in-guest tests whose names contain FILTER (`all` = every test).
     pub ktest: Option<&'a str>,
+    /// `noa.test=ACTION`: a deliberate failure for the VMM's crash-path tests.
+    pub test_action: Option<&'a str>,
 }
 
 impl<'a> Cmdline<'a> {
@@ -13,8 +15,10 @@ impl<'a> Cmdline<'a> {
         let mut cmdline = Cmdline::default();
         for word in line.split_ascii_whitespace() {
             let (key, value) = word.split_once('=').unwrap_or((word, ""));
-            if key == "noa.ktest" {
-                cmdline.ktest = Some(value);
+            match key {
+                "noa.ktest" => cmdline.ktest = Some(value),
+                "noa.test" => cmdline.test_action = Some(value),
+                _ => {}
             }
         }
         cmdline

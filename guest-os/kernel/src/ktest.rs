@@ -39,7 +39,10 @@ const TESTS: &[(&str, fn() -> TestResult)] = &[
 /// Runs the tests whose names contain `filter` (`all`: every test); returns the exit code.
 pub fn run_all(filter: &str) -> u8 {
     let (mut passed, mut failed) = (0, 0);
-    for (name, test) in TESTS.iter().filter(|(name, _)| filter == "all" || name.contains(filter)) {
+    for (name, test) in TESTS
+        .iter()
+        .filter(|(name, _)| filter == "all" || name.contains(filter))
+    {
         match test() {
             Ok(()) => {
                 println!("ktest {name} ... ok");
@@ -58,10 +61,19 @@ pub fn run_all(filter: &str) -> u8 {
 fn cmdline_parse() -> TestResult {
     use crate::cmdline::Cmdline;
     let line = "console=ttyS0 noa.ktest=all virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6";
-    ensure!(Cmdline::parse(line).ktest == Some("all"), "noa.ktest not found");
-    ensure!(Cmdline::parse("quiet").ktest.is_none(), "noa.ktest found in 'quiet'");
+    ensure!(
+        Cmdline::parse(line).ktest == Some("all"),
+        "noa.ktest not found"
+    );
+    ensure!(
+        Cmdline::parse("quiet").ktest.is_none(),
+        "noa.ktest found in 'quiet'"
+    );
     let devices: Vec<&str> = Cmdline::values(line, "virtio_mmio.device").collect();
-    ensure!(devices == ["4K@0xd0000000:5", "4K@0xd0001000:6"], "values: {devices:?}");
+    ensure!(
+        devices == ["4K@0xd0000000:5", "4K@0xd0001000:6"],
+        "values: {devices:?}"
+    );
     Ok(())
 }
 
@@ -70,14 +82,30 @@ fn frames_alloc_free() -> TestResult {
     let a = frames::alloc().ok_or("alloc failed")?;
     let b = frames::alloc().ok_or("alloc failed")?;
     ensure!(a != b, "same frame twice: {a:?}");
-    ensure!(a.0 % PAGE_SIZE == 0 && b.0 % PAGE_SIZE == 0, "unaligned frames {a:?} {b:?}");
+    ensure!(
+        a.0 % PAGE_SIZE == 0 && b.0 % PAGE_SIZE == 0,
+        "unaligned frames {a:?} {b:?}"
+    );
     frames::free(a);
     frames::free(b);
     let c = frames::alloc().ok_or("alloc failed")?;
-    ensure!(c == b, "freed frame not reused first: got {c:?}, freed {b:?}");
+    ensure!(
+        c == b,
+        "freed frame not reused first: got {c:?}, freed {b:?}"
+    );
     frames::free(c);
-    ensure!(frames::free_bytes() == before, "leak: {} -> {} bytes free", before, frames::free_bytes());
-    ensure!(frames::usable_ram_bytes() > before / 2, "usable RAM {} below free {}", frames::usable_ram_bytes(), before);
+    ensure!(
+        frames::free_bytes() == before,
+        "leak: {} -> {} bytes free",
+        before,
+        frames::free_bytes()
+    );
+    ensure!(
+        frames::usable_ram_bytes() > before / 2,
+        "usable RAM {} below free {}",
+        frames::usable_ram_bytes(),
+        before
+    );
     Ok(())
 }
 
@@ -87,7 +115,10 @@ fn frames_zeroed() -> TestResult {
     boxed[0] = 1;
     let frame = frames::alloc_zeroed().ok_or("alloc_zeroed failed")?;
     let contiguous = frames::alloc_contiguous(4).ok_or("alloc_contiguous failed")?;
-    ensure!(contiguous != frame, "contiguous run overlaps a single frame");
+    ensure!(
+        contiguous != frame,
+        "contiguous run overlaps a single frame"
+    );
     frames::free(frame);
     frames::free(contiguous);
     Ok(())
@@ -95,7 +126,10 @@ fn frames_zeroed() -> TestResult {
 
 fn heap_small_and_large() -> TestResult {
     let small: Vec<Box<u64>> = (0..1000).map(Box::new).collect();
-    ensure!(small.iter().enumerate().all(|(i, b)| **b == i as u64), "small boxes corrupted");
+    ensure!(
+        small.iter().enumerate().all(|(i, b)| **b == i as u64),
+        "small boxes corrupted"
+    );
     // Larger than a heap chunk: the heap must grow. Touch one byte per page only: every ring-0
     // instruction is emulated on PVM hosts, so a byte-by-byte fill of megabytes takes seconds.
     let len = (2 << 20) + (512 << 10);
@@ -104,7 +138,10 @@ fn heap_small_and_large() -> TestResult {
     for (i, page) in big.chunks_mut(PAGE_SIZE as usize).enumerate() {
         page[0] = i as u8;
     }
-    let intact = big.chunks(PAGE_SIZE as usize).enumerate().all(|(i, page)| page[0] == i as u8);
+    let intact = big
+        .chunks(PAGE_SIZE as usize)
+        .enumerate()
+        .all(|(i, page)| page[0] == i as u8);
     ensure!(intact, "large allocation corrupted");
     drop(big);
     let again: Box<[u64; 512]> = Box::new([9; 512]);
@@ -116,16 +153,31 @@ fn paging_kernel_permissions() -> TestResult {
     let code = kernel_main_address();
     let (_, code_flags) = paging::translate(code).ok_or("kernel code unmapped")?;
     ensure!(code_flags & paging::NO_EXECUTE == 0, "kernel code is NX");
-    ensure!(code_flags & paging::WRITABLE == 0, "kernel code is writable");
+    ensure!(
+        code_flags & paging::WRITABLE == 0,
+        "kernel code is writable"
+    );
     static DATA: AtomicU32 = AtomicU32::new(0);
     let data = &DATA as *const AtomicU32 as u64;
     let (_, data_flags) = paging::translate(data).ok_or("kernel data unmapped")?;
-    ensure!(data_flags & paging::NO_EXECUTE != 0, "kernel data is executable");
-    ensure!(data_flags & paging::WRITABLE != 0, "kernel data is read-only");
+    ensure!(
+        data_flags & paging::NO_EXECUTE != 0,
+        "kernel data is executable"
+    );
+    ensure!(
+        data_flags & paging::WRITABLE != 0,
+        "kernel data is read-only"
+    );
     let text: &str = "rodata";
     let (_, ro_flags) = paging::translate(text.as_ptr() as u64).ok_or("rodata unmapped")?;
-    ensure!(ro_flags & (paging::NO_EXECUTE | paging::WRITABLE) == paging::NO_EXECUTE, "rodata flags {ro_flags:#x}");
-    ensure!(paging::translate(0x1000).is_none(), "the lower half is mapped in the kernel tables");
+    ensure!(
+        ro_flags & (paging::NO_EXECUTE | paging::WRITABLE) == paging::NO_EXECUTE,
+        "rodata flags {ro_flags:#x}"
+    );
+    ensure!(
+        paging::translate(0x1000).is_none(),
+        "the lower half is mapped in the kernel tables"
+    );
     Ok(())
 }
 
@@ -139,14 +191,20 @@ fn paging_direct_map() -> TestResult {
     let virt = frame.to_virt() as u64;
     let (phys, flags) = paging::translate(virt).ok_or("direct map misses a frame")?;
     frames::free(frame);
-    ensure!(phys == frame, "direct map of {frame:?} translates to {phys:?}");
+    ensure!(
+        phys == frame,
+        "direct map of {frame:?} translates to {phys:?}"
+    );
     ensure!(flags & paging::NO_EXECUTE != 0, "direct map is executable");
     Ok(())
 }
 
 fn clock_monotonic() -> TestResult {
     let hz = hal_pv::time::tsc_hz();
-    ensure!((100_000_000..20_000_000_000).contains(&hz), "implausible TSC rate {hz} Hz");
+    ensure!(
+        (100_000_000..20_000_000_000).contains(&hz),
+        "implausible TSC rate {hz} Hz"
+    );
     let mut last = hal_pv::time::now_ns();
     for _ in 0..1000 {
         let now = hal_pv::time::now_ns();
@@ -169,11 +227,17 @@ fn timer_one_shot_deadline() -> TestResult {
     let start = hal_pv::time::now_ns();
     hal_pv::time::set_timer_in_ns(DELAY_NS);
     while TIMER_FIRED.load(Ordering::Acquire) == before {
-        ensure!(hal_pv::time::now_ns() - start < 1_000_000_000, "timer did not fire within 1 s");
+        ensure!(
+            hal_pv::time::now_ns() - start < 1_000_000_000,
+            "timer did not fire within 1 s"
+        );
         hal_pv::cpu::wait_for_interrupt();
     }
     let elapsed = hal_pv::time::now_ns() - start;
-    ensure!(elapsed >= DELAY_NS, "timer fired early: after {elapsed} ns, asked for {DELAY_NS}");
+    ensure!(
+        elapsed >= DELAY_NS,
+        "timer fired early: after {elapsed} ns, asked for {DELAY_NS}"
+    );
     // One-shot: no second interrupt without re-arming.
     let fired = TIMER_FIRED.load(Ordering::Acquire);
     hal_pv::time::set_timer_in_ns(DELAY_NS);
@@ -184,7 +248,10 @@ fn timer_one_shot_deadline() -> TestResult {
     }
     hal_pv::cpu::enable_interrupts();
     hal_pv::cpu::disable_interrupts();
-    ensure!(TIMER_FIRED.load(Ordering::Acquire) == fired, "cancelled timer fired");
+    ensure!(
+        TIMER_FIRED.load(Ordering::Acquire) == fired,
+        "cancelled timer fired"
+    );
     Ok(())
 }
 
@@ -197,7 +264,11 @@ fn on_ipi(_: &mut TrapFrame) {
 fn smp_ipi_every_cpu() -> TestResult {
     irq::set_handler(irq::IPI_VECTOR, on_ipi);
     let me = irq::apic::id();
-    let others: Vec<u32> = hal_pv::smp::cpu_apic_ids().iter().copied().filter(|&id| id != me).collect();
+    let others: Vec<u32> = hal_pv::smp::cpu_apic_ids()
+        .iter()
+        .copied()
+        .filter(|&id| id != me)
+        .collect();
     ensure!(
         others.len() + 1 == hal_pv::smp::online_cpus() as usize,
         "{} CPUs listed but {} online",

@@ -22,11 +22,28 @@ fn kernel_main(info: BootInfo) -> ! {
     let online = hal_pv::smp::start_application_processors(ap_main);
     let mem_mib = info.usable_ram_bytes >> 20;
     println!("NOA-BOOT-OK cpus={online} mem_mib={mem_mib}");
+    if let Some(action) = cmdline.test_action {
+        test_action(action);
+    }
     let code = match cmdline.ktest {
         Some(filter) => ktest::run_all(filter),
         None => 0,
     };
     power_off(code, PowerOffReason::Normal)
+}
+
+/// Deliberate endings for the VMM's tests of its exit codes and crash reports.
+fn test_action(action: &str) {
+    match action.split_once(':').unwrap_or((action, "")) {
+        ("panic", _) => panic!("requested by noa.test=panic"),
+        ("fault", _) => hal_pv::debug::page_fault(),
+        ("triple", _) => hal_pv::debug::triple_fault(),
+        ("hang", _) => loop {
+            hal_pv::cpu::wait_for_interrupt();
+        },
+        ("exit", code) => power_off(code.parse().unwrap_or(1), PowerOffReason::Normal),
+        _ => println!("noa.test={action}: unknown action, ignored"),
+    }
 }
 
 /// Where every other CPU ends up: an idle loop that sleeps until an interrupt.

@@ -30,7 +30,12 @@ struct BootState(UnsafeCell<StartInfo>);
 unsafe impl Sync for BootState {}
 
 static START_INFO: BootState = BootState(UnsafeCell::new(StartInfo {
-    memmap: [start_info::MemmapEntry { addr: 0, size: 0, kind: 0, reserved: 0 }; start_info::MAX_MEMMAP],
+    memmap: [start_info::MemmapEntry {
+        addr: 0,
+        size: 0,
+        kind: 0,
+        reserved: 0,
+    }; start_info::MAX_MEMMAP],
     memmap_len: 0,
     cmdline: [0; start_info::MAX_CMDLINE],
     cmdline_len: 0,
@@ -50,11 +55,16 @@ pub(crate) fn init_control_registers() {
     use x86::controlregs::{Cr0, Cr4, cr0, cr0_write, cr4, cr4_write};
     // SAFETY: these bits keep the current mappings and code valid.
     unsafe {
-        let c0 = (cr0() | Cr0::CR0_MONITOR_COPROCESSOR | Cr0::CR0_NUMERIC_ERROR | Cr0::CR0_WRITE_PROTECT)
+        let c0 = (cr0()
+            | Cr0::CR0_MONITOR_COPROCESSOR
+            | Cr0::CR0_NUMERIC_ERROR
+            | Cr0::CR0_WRITE_PROTECT)
             - Cr0::CR0_EMULATE_COPROCESSOR
             - Cr0::CR0_TASK_SWITCHED;
         cr0_write(c0);
-        cr4_write(cr4() | Cr4::CR4_ENABLE_SSE | Cr4::CR4_UNMASKED_SSE | Cr4::CR4_ENABLE_GLOBAL_PAGES);
+        cr4_write(
+            cr4() | Cr4::CR4_ENABLE_SSE | Cr4::CR4_UNMASKED_SSE | Cr4::CR4_ENABLE_GLOBAL_PAGES,
+        );
     }
 }
 
@@ -91,15 +101,24 @@ extern "C" fn hal_start64(start_info_phys: u64) -> ! {
     if !features.nx {
         crate::crash::early_panic("the CPU has no NX bit");
     }
-    let ram = info.memmap().iter().filter(|e| e.kind == start_info::MEMMAP_RAM);
-    paging::init(ram.map(|e| (e.addr, e.addr.saturating_add(e.size))), features.gib_pages);
+    let ram = info
+        .memmap()
+        .iter()
+        .filter(|e| e.kind == start_info::MEMMAP_RAM);
+    paging::init(
+        ram.map(|e| (e.addr, e.addr.saturating_add(e.size))),
+        features.gib_pages,
+    );
 
     crate::time::init();
     crate::irq::apic::init_this_cpu();
     crate::irq::apic::calibrate_timer();
     let cpus = crate::acpi::find_cpus(info.rsdp).unwrap_or_else(|| {
         // No usable MADT: run on the boot CPU alone.
-        let mut list = crate::acpi::CpuList { apic_ids: [0; crate::acpi::MAX_CPUS], count: 1 };
+        let mut list = crate::acpi::CpuList {
+            apic_ids: [0; crate::acpi::MAX_CPUS],
+            count: 1,
+        };
         list.apic_ids[0] = crate::irq::apic::id();
         list
     });

@@ -24,8 +24,15 @@ struct Gate {
 }
 
 impl Gate {
-    const MISSING: Gate =
-        Gate { offset_low: 0, selector: 0, ist: 0, kind: 0, offset_mid: 0, offset_high: 0, reserved: 0 };
+    const MISSING: Gate = Gate {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        kind: 0,
+        offset_mid: 0,
+        offset_high: 0,
+        reserved: 0,
+    };
 
     fn interrupt(handler: u64, ist: u8) -> Gate {
         Gate {

@@ -44,7 +44,8 @@ pub(crate) struct BootIst(pub UnsafeCell<IstStacks>);
 // SAFETY: only the boot CPU uses them, as stacks.
 unsafe impl Sync for BootIst {}
 
-pub(crate) static BOOT_IST: BootIst = BootIst(UnsafeCell::new(IstStacks([[0; IST_STACK_BYTES]; 3])));
+pub(crate) static BOOT_IST: BootIst =
+    BootIst(UnsafeCell::new(IstStacks([[0; IST_STACK_BYTES]; 3])));
 pub(crate) static BOOT_PERCPU: PerCpu = PerCpu::new(0, 0);
 
 /// Points GS at `percpu` on this CPU.
@@ -64,7 +65,9 @@ pub(crate) unsafe fn install(percpu: &'static PerCpu) {
 pub fn this_cpu() -> &'static PerCpu {
     let ptr: u64;
     // SAFETY: GS points at this CPU's block from bring-up on; gs:[0] is its address.
-    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags))
+    };
     // SAFETY: as above; blocks are never freed.
     unsafe { &*(ptr as *const PerCpu) }
 }
@@ -73,6 +76,8 @@ pub fn this_cpu() -> &'static PerCpu {
 pub fn cpu_index() -> u32 {
     let index: u32;
     // SAFETY: as in `this_cpu`.
-    unsafe { core::arch::asm!("mov {:e}, gs:[8]", out(reg) index, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {:e}, gs:[8]", out(reg) index, options(nostack, readonly, preserves_flags))
+    };
     index
 }

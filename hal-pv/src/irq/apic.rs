@@ -53,7 +53,9 @@ fn write(reg: u32, value: u32) {
         unsafe { x86::msr::wrmsr(0x800 + reg / 16, u64::from(value)) };
     } else {
         // SAFETY: as in `read`.
-        unsafe { (PhysAddr(XAPIC_PHYS + u64::from(reg)).to_virt() as *mut u32).write_volatile(value) };
+        unsafe {
+            (PhysAddr(XAPIC_PHYS + u64::from(reg)).to_virt() as *mut u32).write_volatile(value)
+        };
     }
 }
 
@@ -62,7 +64,11 @@ pub(crate) fn init_this_cpu() {
     let features = crate::cpu::features::get();
     X2APIC.store(features.x2apic, Ordering::Relaxed);
     TSC_DEADLINE.store(features.tsc_deadline, Ordering::Relaxed);
-    let mode = if features.x2apic { APIC_BASE_ENABLE | APIC_BASE_X2APIC } else { APIC_BASE_ENABLE };
+    let mode = if features.x2apic {
+        APIC_BASE_ENABLE | APIC_BASE_X2APIC
+    } else {
+        APIC_BASE_ENABLE
+    };
     // SAFETY: IA32_APIC_BASE keeps its base address; we only set the enable bits.
     unsafe {
         let base = x86::msr::rdmsr(x86::msr::IA32_APIC_BASE);
@@ -72,13 +78,24 @@ pub(crate) fn init_this_cpu() {
     }
     write(REG_TPR, 0);
     write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
-    let timer_mode = if features.tsc_deadline { LVT_TSC_DEADLINE } else { 0 };
-    write(REG_LVT_TIMER, LVT_MASKED | timer_mode | u32::from(TIMER_VECTOR));
+    let timer_mode = if features.tsc_deadline {
+        LVT_TSC_DEADLINE
+    } else {
+        0
+    };
+    write(
+        REG_LVT_TIMER,
+        LVT_MASKED | timer_mode | u32::from(TIMER_VECTOR),
+    );
 }
 
 /// This CPU's APIC ID.
 pub fn id() -> u32 {
-    if X2APIC.load(Ordering::Relaxed) { read(REG_ID) } else { read(REG_ID) >> 24 }
+    if X2APIC.load(Ordering::Relaxed) {
+        read(REG_ID)
+    } else {
+        read(REG_ID) >> 24
+    }
 }
 
 /// Whether the x2APIC interface is in use.
@@ -109,7 +126,12 @@ pub(crate) fn send_startup(apic_id: u32, page: u8) {
 fn send_icr(apic_id: u32, low: u32) {
     if X2APIC.load(Ordering::Relaxed) {
         // SAFETY: the x2APIC ICR is one 64-bit MSR: destination in the high half.
-        unsafe { x86::msr::wrmsr(0x800 + REG_ICR_LOW / 16, u64::from(apic_id) << 32 | u64::from(low)) };
+        unsafe {
+            x86::msr::wrmsr(
+                0x800 + REG_ICR_LOW / 16,
+                u64::from(apic_id) << 32 | u64::from(low),
+            )
+        };
     } else {
         write(REG_ICR_HIGH, apic_id << 24);
         write(REG_ICR_LOW, low);

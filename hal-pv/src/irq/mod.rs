@@ -50,7 +50,10 @@ static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
 
 /// Routes `vector` (32..=254) to `handler`.
 pub fn set_handler(vector: u8, handler: Handler) {
-    assert!((32..SPURIOUS_VECTOR).contains(&vector), "vector {vector:#x} is reserved");
+    assert!(
+        (32..SPURIOUS_VECTOR).contains(&vector),
+        "vector {vector:#x} is reserved"
+    );
     HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
 }
 

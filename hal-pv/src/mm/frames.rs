@@ -74,7 +74,10 @@ pub fn usable_ram_bytes() -> u64 {
 /// Bytes the allocator can still hand out.
 pub fn free_bytes() -> u64 {
     let frames = FRAMES.lock();
-    let bump: u64 = frames.regions[..frames.count].iter().map(|r| r.end - r.next).sum();
+    let bump: u64 = frames.regions[..frames.count]
+        .iter()
+        .map(|r| r.end - r.next)
+        .sum();
     bump + frames.free_frames * PAGE_SIZE
 }
 
@@ -120,7 +123,9 @@ impl Frames {
     fn bump(&mut self, count: u64) -> Option<PhysAddr> {
         let bytes = count.checked_mul(PAGE_SIZE)?;
         let count = self.count;
-        let region = self.regions[..count].iter_mut().find(|r| r.end - r.next >= bytes)?;
+        let region = self.regions[..count]
+            .iter_mut()
+            .find(|r| r.end - r.next >= bytes)?;
         let frame = region.next;
         region.next += bytes;
         Some(PhysAddr(frame))

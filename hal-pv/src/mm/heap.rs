@@ -24,7 +24,9 @@ unsafe impl Source for FrameSource {
         let bytes = need.max(CHUNK_BYTES).next_multiple_of(PAGE_SIZE);
         let base = frames::alloc_contiguous(bytes / PAGE_SIZE).ok_or(())?;
         // SAFETY: the chunk is ours alone, mapped through the direct map, and lives forever.
-        unsafe { talc.claim(base.to_virt(), bytes as usize) }.map(|_| ()).ok_or(())
+        unsafe { talc.claim(base.to_virt(), bytes as usize) }
+            .map(|_| ())
+            .ok_or(())
     }
 }
 

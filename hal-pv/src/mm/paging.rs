@@ -77,7 +77,9 @@ pub unsafe fn map_4k(root: u64, virt: u64, phys: u64, flags: u64) {
         let pdpt = next_level(root, index(virt, 3));
         let pd = next_level(pdpt, index(virt, 2));
         let pt = next_level(pd, index(virt, 1));
-        table(pt).add(index(virt, 0)).write_volatile(phys | flags | PRESENT);
+        table(pt)
+            .add(index(virt, 0))
+            .write_volatile(phys | flags | PRESENT);
     }
 }
 
@@ -123,7 +125,13 @@ fn map_direct(root: u64, ram: impl Iterator<Item = (u64, u64)>, gib_pages: bool)
         map_direct_range(root, start, end, 0, gib_pages);
     }
     // The IOAPIC (0xfec00000) and local APIC (0xfee00000) pages.
-    map_direct_range(root, 0xfec0_0000, 0xfef0_0000, NO_CACHE | WRITE_THROUGH, false);
+    map_direct_range(
+        root,
+        0xfec0_0000,
+        0xfef0_0000,
+        NO_CACHE | WRITE_THROUGH,
+        false,
+    );
 }
 
 fn map_direct_range(root: u64, start: u64, end: u64, cache: u64, gib_pages: bool) {
@@ -136,7 +144,11 @@ fn map_direct_range(root: u64, start: u64, end: u64, cache: u64, gib_pages: bool
         // SAFETY: fresh tables under `root`; the direct map aliases nothing the kernel uses yet.
         unsafe {
             let pdpt = next_level(root, index(virt, 3));
-            let leaf_table = if gib_pages { pdpt } else { next_level(pdpt, index(virt, 2)) };
+            let leaf_table = if gib_pages {
+                pdpt
+            } else {
+                next_level(pdpt, index(virt, 2))
+            };
             // Fill the rest of this table in one tight loop.
             let slots = table(leaf_table);
             let mut slot = index(virt, level);
@@ -161,7 +173,10 @@ pub fn translate(virt: u64) -> Option<(PhysAddr, u64)> {
         let leaf_size = 1u64 << (12 + 9 * level);
         if level == 0 || entry & HUGE != 0 {
             let base = entry & ADDR_MASK & !(leaf_size - 1);
-            return Some((PhysAddr(base + (virt & (leaf_size - 1))), entry & !ADDR_MASK));
+            return Some((
+                PhysAddr(base + (virt & (leaf_size - 1))),
+                entry & !ADDR_MASK,
+            ));
         }
         table_phys = entry & ADDR_MASK;
     }

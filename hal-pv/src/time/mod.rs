@@ -35,7 +35,11 @@ pub(crate) fn init() {
 
 /// The clock source in use.
 pub fn source() -> ClockSource {
-    if crate::cpu::features::get().kvmclock { ClockSource::KvmClock } else { ClockSource::Tsc }
+    if crate::cpu::features::get().kvmclock {
+        ClockSource::KvmClock
+    } else {
+        ClockSource::Tsc
+    }
 }
 
 /// TSC ticks per second.
@@ -47,7 +51,9 @@ pub fn tsc_hz() -> u64 {
 pub fn now_ns() -> u64 {
     match source() {
         ClockSource::KvmClock => kvmclock::now_ns(),
-        ClockSource::Tsc => tsc_delta_to_ns(crate::cpu::rdtsc() - TSC_AT_BOOT.load(Ordering::Relaxed)),
+        ClockSource::Tsc => {
+            tsc_delta_to_ns(crate::cpu::rdtsc() - TSC_AT_BOOT.load(Ordering::Relaxed))
+        }
     }
 }
 

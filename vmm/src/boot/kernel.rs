@@ -4,8 +4,8 @@
 
 use super::layout::KERNEL_MIN_ADDR;
 use anyhow::{Context, bail};
-use linux_loader::loader::elf::{Elf, PvhBootCapability};
 use linux_loader::loader::KernelLoader;
+use linux_loader::loader::elf::{Elf, PvhBootCapability};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 const PT_LOAD: u32 = 1;
@@ -18,16 +18,29 @@ pub struct LoadedKernel {
     pub pvh_entry: GuestAddress,
 }
 
-/// Checks `elf` (named `name` in errors) and loads it at its physical addresses.
-pub fn load(mem: &GuestMemoryMmap, elf: &[u8], name: &str, ram_end: u64) -> anyhow::Result<LoadedKernel> {
-    check_segments(elf, ram_end).with_context(|| format!("{name}: bad kernel"))?;
-    let result = Elf::load(mem, None, &mut std::io::Cursor::new(elf), Some(GuestAddress(KERNEL_MIN_ADDR)))
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("{name}: cannot load the kernel"))?;
+/// Checks `elf` (named `name` in errors): an x86-64 ELF whose loadable segments lie in RAM
+/// between 1 MiB and `ram_end`. Needs no KVM, so bad kernels are refused before anything starts.
+pub fn check(elf: &[u8], name: &str, ram_end: u64) -> anyhow::Result<()> {
+    check_segments(elf, ram_end).with_context(|| format!("{name}: bad kernel"))
+}
+
+/// Loads a kernel [`check`] accepted at its physical addresses.
+pub fn load(mem: &GuestMemoryMmap, elf: &[u8], name: &str) -> anyhow::Result<LoadedKernel> {
+    let result = Elf::load(
+        mem,
+        None,
+        &mut std::io::Cursor::new(elf),
+        Some(GuestAddress(KERNEL_MIN_ADDR)),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+    .with_context(|| format!("{name}: cannot load the kernel"))?;
     match result.pvh_boot_cap {
         PvhBootCapability::PvhEntryPresent(entry) => {
-            if entry.0 < KERNEL_MIN_ADDR || entry.0 >= ram_end {
-                bail!("{name}: PVH entry {:#x} is outside the loaded kernel", entry.0);
+            if entry.0 < KERNEL_MIN_ADDR || entry.0 >= 1 << 32 {
+                bail!(
+                    "{name}: PVH entry {:#x} is not a 32-bit address above 1 MiB",
+                    entry.0
+                );
             }
             Ok(LoadedKernel { pvh_entry: entry })
         }
@@ -59,16 +72,29 @@ fn check_segments(elf: &[u8], ram_end: u64) -> anyhow::Result<()> {
     if phentsize != PHDR_LEN {
         bail!("program header size {phentsize}, expected {PHDR_LEN}");
     }
-    let table_end = phoff.checked_add((phnum * PHDR_LEN) as u64).filter(|&end| end <= elf.len() as u64);
-    let Some(_) = table_end else { bail!("program headers lie outside the file") };
+    let table_end = phoff
+        .checked_add((phnum * PHDR_LEN) as u64)
+        .filter(|&end| end <= elf.len() as u64);
+    let Some(_) = table_end else {
+        bail!("program headers lie outside the file")
+    };
     let mut loadable = 0;
     for i in 0..phnum {
         let ph = &elf[phoff as usize + i * PHDR_LEN..][..PHDR_LEN];
         if u32_at(ph, 0) != PT_LOAD {
             continue;
         }
-        let (offset, paddr, filesz, memsz) = (u64_at(ph, 8), u64_at(ph, 24), u64_at(ph, 32), u64_at(ph, 40));
-        if filesz > memsz || offset.checked_add(filesz).is_none_or(|end| end > elf.len() as u64) {
+        let (offset, paddr, filesz, memsz) = (
+            u64_at(ph, 8),
+            u64_at(ph, 24),
+            u64_at(ph, 32),
+            u64_at(ph, 40),
+        );
+        if filesz > memsz
+            || offset
+                .checked_add(filesz)
+                .is_none_or(|end| end > elf.len() as u64)
+        {
             bail!("segment {i} has file bytes outside the file");
         }
         let end = paddr.checked_add(memsz);
@@ -116,7 +142,12 @@ mod tests {
 
     #[test]
     fn rejects_segments_outside_ram() {
-        for (paddr, memsz) in [(0x1000, 0x10), (63 << 20, 2 << 20), (u64::MAX - 4, 0x10), (0x20_0000, u64::MAX)] {
+        for (paddr, memsz) in [
+            (0x1000, 0x10),
+            (63 << 20, 2 << 20),
+            (u64::MAX - 4, 0x10),
+            (0x20_0000, u64::MAX),
+        ] {
             let err = check_segments(&elf_with_segment(paddr, memsz), 64 << 20).unwrap_err();
             assert!(err.to_string().contains("outside guest memory"), "{err}");
         }
@@ -124,12 +155,22 @@ mod tests {
 
     #[test]
     fn rejects_non_elf_and_truncated_headers() {
-        assert!(check_segments(b"MZ\x90\x00 not an elf at all, just some bytes...........................", 1 << 30)
+        assert!(
+            check_segments(
+                b"MZ\x90\x00 not an elf at all, just some bytes...........................",
+                1 << 30
+            )
             .unwrap_err()
             .to_string()
-            .contains("not an ELF"));
+            .contains("not an ELF")
+        );
         let mut elf = elf_with_segment(0x20_0000, 0x1000);
         elf.truncate(EHDR_LEN + 8);
-        assert!(check_segments(&elf, 1 << 30).unwrap_err().to_string().contains("outside the file"));
+        assert!(
+            check_segments(&elf, 1 << 30)
+                .unwrap_err()
+                .to_string()
+                .contains("outside the file")
+        );
     }
 }

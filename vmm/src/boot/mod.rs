@@ -25,7 +25,8 @@ pub struct BootSetup {
     pub start_info: GuestAddress,
 }
 
-/// Loads `kernel` (an ELF named `kernel_name` in errors) and writes the boot structures.
+/// Loads `kernel` (an ELF named `kernel_name` in errors, which passed [`kernel::check`]) and
+/// writes the boot structures.
 pub fn setup(
     mem: &GuestMemoryMmap,
     mem_bytes: u64,
@@ -35,30 +36,54 @@ pub fn setup(
     num_cpus: u32,
 ) -> anyhow::Result<BootSetup> {
     let ram = crate::memory::ram_ranges(mem_bytes);
-    let low_ram_end = ram[0].0.0 + ram[0].1;
-    let loaded = kernel::load(mem, kernel, kernel_name, low_ram_end)?;
+    let loaded = kernel::load(mem, kernel, kernel_name)?;
     write_cmdline(mem, cmdline)?;
     let rsdp = acpi::write_acpi_tables(mem, num_cpus).context("cannot write the ACPI tables")?;
     write_start_info(mem, &ram, rsdp)?;
-    Ok(BootSetup { entry: loaded.pvh_entry, start_info: START_INFO })
+    Ok(BootSetup {
+        entry: loaded.pvh_entry,
+        start_info: START_INFO,
+    })
+}
+
+/// End of the RAM below the MMIO hole, where the kernel must load.
+pub fn low_ram_end(mem_bytes: u64) -> u64 {
+    let ram = crate::memory::ram_ranges(mem_bytes);
+    ram[0].0.0 + ram[0].1
 }
 
 fn write_cmdline(mem: &GuestMemoryMmap, cmdline: &str) -> anyhow::Result<()> {
     if cmdline.len() >= CMDLINE_MAX {
-        bail!("the kernel command line is {} bytes; at most {} fit", cmdline.len(), CMDLINE_MAX - 1);
+        bail!(
+            "the kernel command line is {} bytes; at most {} fit",
+            cmdline.len(),
+            CMDLINE_MAX - 1
+        );
     }
-    if cmdline.bytes().any(|b| b == 0 || !(b == b' ' || b.is_ascii_graphic())) {
+    if cmdline
+        .bytes()
+        .any(|b| b == 0 || !(b == b' ' || b.is_ascii_graphic()))
+    {
         bail!("the kernel command line may hold only printable ASCII and spaces");
     }
     let mut bytes = cmdline.as_bytes().to_vec();
     bytes.push(0);
-    mem.write_slice(&bytes, CMDLINE).context("cannot write the command line")
+    mem.write_slice(&bytes, CMDLINE)
+        .context("cannot write the command line")
 }
 
-fn write_start_info(mem: &GuestMemoryMmap, ram: &[(GuestAddress, u64)], rsdp: GuestAddress) -> anyhow::Result<()> {
+fn write_start_info(
+    mem: &GuestMemoryMmap,
+    ram: &[(GuestAddress, u64)],
+    rsdp: GuestAddress,
+) -> anyhow::Result<()> {
     let mut memmap = vec![
         entry(0, LOW_RAM_END, E820_RAM),
-        entry(acpi::ACPI_START.0, acpi::ACPI_END.0 - acpi::ACPI_START.0, E820_RESERVED),
+        entry(
+            acpi::ACPI_START.0,
+            acpi::ACPI_END.0 - acpi::ACPI_START.0,
+            E820_RESERVED,
+        ),
     ];
     for &(start, len) in ram {
         // The first MiB of the low range is described above.
@@ -85,5 +110,10 @@ fn write_start_info(mem: &GuestMemoryMmap, ram: &[(GuestAddress, u64)], rsdp: Gu
 }
 
 fn entry(addr: u64, size: u64, type_: u32) -> hvm_memmap_table_entry {
-    hvm_memmap_table_entry { addr, size, type_, reserved: 0 }
+    hvm_memmap_table_entry {
+        addr,
+        size,
+        type_,
+        reserved: 0,
+    }
 }

@@ -57,7 +57,12 @@ pub fn set_pvh_entry(vcpu: &VcpuFd, entry: u64, start_info: u64) -> anyhow::Resu
     sregs.cr4 = 0;
     sregs.efer = 0;
     vcpu.set_sregs(&sregs).context("KVM_SET_SREGS failed")?;
-    let regs = kvm_bindings::kvm_regs { rip: entry, rbx: start_info, rflags: 2, ..Default::default() };
+    let regs = kvm_bindings::kvm_regs {
+        rip: entry,
+        rbx: start_info,
+        rflags: 2,
+        ..Default::default()
+    };
     vcpu.set_regs(&regs).context("KVM_SET_REGS failed")
 }
 
@@ -81,10 +86,19 @@ pub fn set_long_mode_entry(vcpu: &VcpuFd, start: &ApStart) -> anyhow::Result<()>
     sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
     sregs.efer = EFER_LME | EFER_LMA | EFER_NXE;
     vcpu.set_sregs(&sregs).context("KVM_SET_SREGS failed")?;
-    let regs = kvm_bindings::kvm_regs { rip: start.rip, rsp: start.rsp, rdi: start.arg, rflags: 2, ..Default::default() };
+    let regs = kvm_bindings::kvm_regs {
+        rip: start.rip,
+        rsp: start.rsp,
+        rdi: start.arg,
+        rflags: 2,
+        ..Default::default()
+    };
     vcpu.set_regs(&regs).context("KVM_SET_REGS failed")?;
     // With the in-kernel APIC, KVM parks non-boot vCPUs until INIT/SIPI; we start them ourselves.
-    vcpu.set_mp_state(kvm_mp_state { mp_state: KVM_MP_STATE_RUNNABLE }).context("KVM_SET_MP_STATE failed")
+    vcpu.set_mp_state(kvm_mp_state {
+        mp_state: KVM_MP_STATE_RUNNABLE,
+    })
+    .context("KVM_SET_MP_STATE failed")
 }
 
 /// A register dump for crash reports (several lines).
@@ -99,7 +113,30 @@ pub fn dump(vcpu: &VcpuFd) -> String {
          r9 ={:#018x} r10={:#018x} r11={:#018x} r12={:#018x}\n\
          r13={:#018x} r14={:#018x} r15={:#018x}\n\
          cr0={:#x} cr2={:#018x} cr3={:#x} cr4={:#x} efer={:#x}",
-        r.rip, r.rsp, r.rflags, s.cs.selector, s.ss.selector, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi,
-        r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, s.cr0, s.cr2, s.cr3, s.cr4, s.efer
+        r.rip,
+        r.rsp,
+        r.rflags,
+        s.cs.selector,
+        s.ss.selector,
+        r.rax,
+        r.rbx,
+        r.rcx,
+        r.rdx,
+        r.rsi,
+        r.rdi,
+        r.rbp,
+        r.r8,
+        r.r9,
+        r.r10,
+        r.r11,
+        r.r12,
+        r.r13,
+        r.r14,
+        r.r15,
+        s.cr0,
+        s.cr2,
+        s.cr3,
+        s.cr4,
+        s.efer
     )
 }

@@ -37,7 +37,11 @@ impl PowerOff {
 }
 
 /// Reads and checks the `ApStart` block at `addr`; returns the target APIC ID and start state.
-pub fn read_ap_start(mem: &GuestMemoryMmap, addr: u64, mem_bytes: u64) -> Result<(u32, ApStart), String> {
+pub fn read_ap_start(
+    mem: &GuestMemoryMmap,
+    addr: u64,
+    mem_bytes: u64,
+) -> Result<(u32, ApStart), String> {
     let mut block = [0u8; AP_START_LEN];
     if addr % 8 != 0 {
         return Err(format!("ApStart block at {addr:#x} is not 8-byte aligned"));
@@ -46,14 +50,28 @@ pub fn read_ap_start(mem: &GuestMemoryMmap, addr: u64, mem_bytes: u64) -> Result
         .map_err(|_| format!("ApStart block at {addr:#x} is outside guest memory"))?;
     let field = |at: usize| u64::from_le_bytes(block[at..at + 8].try_into().expect("8 bytes"));
     let apic_id = u32::from_le_bytes(block[0..4].try_into().expect("4 bytes"));
-    let start = ApStart { cr3: field(8), rip: field(16), rsp: field(24), arg: field(32) };
+    let start = ApStart {
+        cr3: field(8),
+        rip: field(16),
+        rsp: field(24),
+        arg: field(32),
+    };
     let ram = crate::memory::ram_ranges(mem_bytes);
-    let in_ram = |addr: u64| ram.iter().any(|(start, len)| addr >= start.0 && addr < start.0 + len);
+    let in_ram = |addr: u64| {
+        ram.iter()
+            .any(|(start, len)| addr >= start.0 && addr < start.0 + len)
+    };
     if start.cr3 % 4096 != 0 || !in_ram(start.cr3) {
-        return Err(format!("ApStart cr3 {:#x} is not a page of guest RAM", start.cr3));
+        return Err(format!(
+            "ApStart cr3 {:#x} is not a page of guest RAM",
+            start.cr3
+        ));
     }
     if !is_canonical(start.rip) || !is_canonical(start.rsp) {
-        return Err(format!("ApStart rip {:#x} / rsp {:#x} is not canonical", start.rip, start.rsp));
+        return Err(format!(
+            "ApStart rip {:#x} / rsp {:#x} is not canonical",
+            start.rip, start.rsp
+        ));
     }
     Ok((apic_id, start))
 }
@@ -100,13 +118,33 @@ mod tests {
     #[test]
     fn rejects_hostile_blocks() {
         let mem = memory();
-        assert!(read_ap_start(&mem, (1 << 20) - 8, 1 << 20).unwrap_err().contains("outside guest memory"));
-        assert!(read_ap_start(&mem, 0x1004, 1 << 20).unwrap_err().contains("aligned"));
+        assert!(
+            read_ap_start(&mem, (1 << 20) - 8, 1 << 20)
+                .unwrap_err()
+                .contains("outside guest memory")
+        );
+        assert!(
+            read_ap_start(&mem, 0x1004, 1 << 20)
+                .unwrap_err()
+                .contains("aligned")
+        );
         write_block(&mem, 0x1000, 0x2001, 0x1000);
-        assert!(read_ap_start(&mem, 0x1000, 1 << 20).unwrap_err().contains("cr3"));
+        assert!(
+            read_ap_start(&mem, 0x1000, 1 << 20)
+                .unwrap_err()
+                .contains("cr3")
+        );
         write_block(&mem, 0x1000, 0x20_0000_0000, 0x1000);
-        assert!(read_ap_start(&mem, 0x1000, 1 << 20).unwrap_err().contains("cr3"));
+        assert!(
+            read_ap_start(&mem, 0x1000, 1 << 20)
+                .unwrap_err()
+                .contains("cr3")
+        );
         write_block(&mem, 0x1000, 0x2000, 0x0000_8000_0000_0000);
-        assert!(read_ap_start(&mem, 0x1000, 1 << 20).unwrap_err().contains("canonical"));
+        assert!(
+            read_ap_start(&mem, 0x1000, 1 << 20)
+                .unwrap_err()
+                .contains("canonical")
+        );
     }
 }

@@ -55,7 +55,12 @@ pub struct SerialConsole(Mutex<Serial<IrqLine, NoEvents, ConsoleOut>>);
 
 impl SerialConsole {
     pub fn new(irq: EventFd) -> Self {
-        SerialConsole(Mutex::new(Serial::new(IrqLine(irq), ConsoleOut { tail: VecDeque::new() })))
+        SerialConsole(Mutex::new(Serial::new(
+            IrqLine(irq),
+            ConsoleOut {
+                tail: VecDeque::new(),
+            },
+        )))
     }
 
     /// A guest read of port `port` (in `COM1_PORTS`).
@@ -83,6 +88,8 @@ impl SerialConsole {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Serial<IrqLine, NoEvents, ConsoleOut>> {
         // A vCPU thread that panicked mid-write leaves a usable UART: take it anyway.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

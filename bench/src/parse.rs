@@ -1,0 +1,129 @@
+//! Reading what the guest and the VMM print: the guest's `NOA-BOOT-OK cpus=<n> mem_mib=<m>` line
+//! and the VMM's `VMM own peak RSS <N> KiB` log line.
+//!
+//! Pure text functions only; spawning and timing the processes that print them is `child`'s job.
+
+/// The marker the guest kernel prints once it is up (guest-os/kernel/src/main.rs).
+pub const BOOT_MARKER: &str = "NOA-BOOT-OK";
+
+/// The phrase the VMM logs with `--verbose` right before its own peak RSS in KiB (vmm/src/main.rs).
+pub const VMM_OWN_RSS_MARKER: &str = "VMM own peak RSS";
+
+/// What the guest's boot line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct BootLine {
+    pub cpus: u32,
+    pub mem_mib: u64,
+}
+
+/// Parses a line of guest console output as the boot line, `NOA-BOOT-OK cpus=<n> mem_mib=<m>`.
+///
+/// The marker may follow other text on the same line (a console can glue partial lines together) and
+/// the line may end in `\r` (serial consoles); anything else is not the boot line.
+pub fn boot_line(line: &str) -> Option<BootLine> {
+    let rest = &line[line.find(BOOT_MARKER)? + BOOT_MARKER.len()..];
+    let mut words = rest.split_whitespace();
+    let cpus = words.next()?.strip_prefix("cpus=")?.parse().ok()?;
+    let mem_mib = words.next()?.strip_prefix("mem_mib=")?.parse().ok()?;
+    if words.next().is_some() || !rest.starts_with(' ') {
+        return None;
+    }
+    Some(BootLine { cpus, mem_mib })
+}
+
+/// Finds the VMM's own peak RSS (guest memory excluded), in KiB, in its `--verbose` stderr:
+/// `... peak RSS X KiB, guest memory resident Y KiB, VMM own peak RSS Z KiB`, possibly with tracing's
+/// timestamp, level and ANSI colours around it. Takes the last such line.
+pub fn vmm_own_peak_rss_kib(stderr: &str) -> Option<u64> {
+    stderr.lines().rev().find_map(|line| {
+        let line = strip_ansi(line);
+        let rest = &line[line.find(VMM_OWN_RSS_MARKER)? + VMM_OWN_RSS_MARKER.len()..];
+        let mut words = rest.split_whitespace();
+        let kib = words.next()?.parse().ok()?;
+        (words.next()? == "KiB").then_some(kib)
+    })
+}
+
+/// Removes ANSI CSI escape sequences (`ESC [ ... final-byte`), which tracing adds for colours.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameter and intermediate bytes, then one final byte in 0x40..=0x7e.
+            for c in chars.by_ref() {
+                if ('\u{40}'..='\u{7e}').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_line_plain() {
+        assert_eq!(boot_line("NOA-BOOT-OK cpus=2 mem_mib=511"), Some(BootLine { cpus: 2, mem_mib: 511 }));
+    }
+
+    #[test]
+    fn boot_line_with_carriage_return_and_prefix() {
+        assert_eq!(boot_line("NOA-BOOT-OK cpus=4 mem_mib=1023\r"), Some(BootLine { cpus: 4, mem_mib: 1023 }));
+        assert_eq!(boot_line("\u{1b}cNOA-BOOT-OK cpus=1 mem_mib=16"), Some(BootLine { cpus: 1, mem_mib: 16 }));
+    }
+
+    #[test]
+    fn not_the_boot_line() {
+        for line in [
+            "",
+            "NOA-BOOT-OK",
+            "NOA-BOOT-OK cpus=2",
+            "NOA-BOOT-OKcpus=2 mem_mib=511",
+            "NOA-BOOT-OK cpus=x mem_mib=511",
+            "NOA-BOOT-OK cpus=2 mem_mib=",
+            "NOA-BOOT-OK mem_mib=511 cpus=2",
+            "NOA-BOOT-OK cpus=2 mem_mib=511 extra",
+            "NOA-BOOT-FAIL cpus=2 mem_mib=511",
+            "noa-boot-ok cpus=2 mem_mib=511",
+        ] {
+            assert_eq!(boot_line(line), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn rss_line_as_the_vmm_logs_it() {
+        let stderr = "\u{1b}[2m2026-11-27T15:52:47.071204Z\u{1b}[0m \u{1b}[34mDEBUG\u{1b}[0m kernel ...\n\
+                      \u{1b}[2m2026-11-27T15:52:47.093735Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m peak RSS 3456 KiB, \
+                      guest memory resident 168 KiB, VMM own peak RSS 3288 KiB\n";
+        assert_eq!(vmm_own_peak_rss_kib(stderr), Some(3288));
+    }
+
+    #[test]
+    fn rss_line_without_colours_or_prefix() {
+        let stderr = "peak RSS 10 KiB, guest memory resident 4 KiB, VMM own peak RSS 6 KiB";
+        assert_eq!(vmm_own_peak_rss_kib(stderr), Some(6));
+        let with_prefix = "2026-11-27T15:52:47Z  INFO vmm: peak RSS 10 KiB, guest memory resident 4 KiB, VMM own peak RSS 6 KiB\r\n";
+        assert_eq!(vmm_own_peak_rss_kib(with_prefix), Some(6));
+    }
+
+    #[test]
+    fn rss_line_missing_or_malformed() {
+        assert_eq!(vmm_own_peak_rss_kib(""), None);
+        assert_eq!(vmm_own_peak_rss_kib("peak RSS 3456 KiB, guest memory resident 168 KiB"), None);
+        assert_eq!(vmm_own_peak_rss_kib("VMM own peak RSS lots KiB"), None);
+        assert_eq!(vmm_own_peak_rss_kib("VMM own peak RSS 12 MiB"), None);
+    }
+
+    #[test]
+    fn strip_ansi_keeps_plain_text() {
+        assert_eq!(strip_ansi("\u{1b}[32m INFO\u{1b}[0m x"), " INFO x");
+        assert_eq!(strip_ansi("plain ümlaut"), "plain ümlaut");
+    }
+}

@@ -1,0 +1,136 @@
+//! What the VMM's integration tests share: finding the artifacts `cargo xtask build` made, running
+//! the `vmm` binary under test, and skipping KVM tests on hosts without /dev/kvm.
+#![allow(dead_code)] // Each test file uses a different part.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `target/noa/` (or `$NOA_ARTIFACTS`), with the guest image and kernel in it.
+pub fn artifacts() -> PathBuf {
+    let dir = std::env::var_os("NOA_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/noa"));
+    assert!(
+        dir.join("guest.img").is_file() && dir.join("kernel.elf").is_file(),
+        "no guest image in {}: run `cargo xtask test` (or `cargo xtask build` first)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn guest_image() -> PathBuf {
+    artifacts().join("guest.img")
+}
+
+pub fn kernel_elf() -> PathBuf {
+    artifacts().join("kernel.elf")
+}
+
+/// True if KVM tests can run; otherwise prints the skip line the test log shows.
+pub fn have_kvm() -> bool {
+    if Path::new("/dev/kvm").exists() {
+        true
+    } else {
+        println!("SKIPPED: no /dev/kvm");
+        false
+    }
+}
+
+/// The vmm binary of this build.
+pub fn vmm() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vmm"))
+}
+
+/// A finished run: exit code and both streams.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts a VMM-chosen failure: `code`, one line on stderr naming `needle`, no panic.
+    pub fn assert_vmm_error(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "exit code; stderr: {}", self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}: {}",
+            self.stderr
+        );
+        assert_no_panic(&self.stderr);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one line on stderr, got: {}",
+            self.stderr
+        );
+        assert!(
+            lines[0].starts_with("vmm: "),
+            "stderr line should start with 'vmm: ': {}",
+            lines[0]
+        );
+    }
+}
+
+pub fn assert_no_panic(stderr: &str) {
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "the VMM panicked: {stderr}"
+    );
+}
+
+/// Runs `command` to completion (killing it after `limit`), stdin closed.
+pub fn run(command: &mut Command, limit: Duration) -> Run {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let child = child.unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let id = child.id();
+    let start = Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output: Output = match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("wait for child"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &id.to_string()]).status();
+            panic!("{command:?} still running after {:?}", start.elapsed());
+        }
+    };
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Boots the image with `args` (before the image path) under a 60 s safety timeout.
+pub fn boot(args: &[&str]) -> Run {
+    let mut command = vmm();
+    command
+        .args(["--timeout", "60"])
+        .args(args)
+        .arg(guest_image());
+    run(&mut command, Duration::from_secs(90))
+}
+
+/// The `cpus` and `mem_mib` of the boot line, which must appear exactly once.
+pub fn boot_line(stdout: &str) -> (u32, u64) {
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("NOA-BOOT-OK"))
+        .collect();
+    assert_eq!(lines.len(), 1, "expected one boot line in: {stdout}");
+    let field = |name: &str| -> u64 {
+        lines[0]
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}= in {}", lines[0]))
+    };
+    (field("cpus") as u32, field("mem_mib"))
+}
