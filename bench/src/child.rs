@@ -50,9 +50,14 @@ pub struct Run {
 /// Runs `command` to completion with stdin from /dev/null, timing the first boot line on its stdout
 /// and its exit. The child is killed once `deadline` has passed since spawn, boot line or not.
 pub fn run(command: &mut Command, deadline: Duration) -> Result<Run> {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let start = Instant::now();
-    let mut child = command.spawn().with_context(|| format!("cannot start {:?}", command.get_program()))?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {:?}", command.get_program()))?;
     let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
     let mut guard = KillOnDrop { pid, reaped: false };
     let mut stdout = child.stdout.take().context("child stdout not piped")?;
@@ -81,9 +86,24 @@ pub fn run(command: &mut Command, deadline: Duration) -> Result<Run> {
             break;
         }
         let mut fds = [
-            libc::pollfd { fd: if out_open { stdout.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: if err_open { stderr.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: pidfd.as_ref().filter(|_| !exited).map_or(-1, |fd| fd.as_raw_fd()), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: if out_open { stdout.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if err_open { stderr.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pidfd
+                    .as_ref()
+                    .filter(|_| !exited)
+                    .map_or(-1, |fd| fd.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         let timeout_ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
         // SAFETY: `fds` is a valid array of three pollfds for the duration of the call.
@@ -96,7 +116,9 @@ pub fn run(command: &mut Command, deadline: Duration) -> Result<Run> {
             return Err(err).context("poll on the child's pipes");
         }
         if fds[0].revents != 0 {
-            let n = stdout.read(&mut buf).context("reading the child's stdout")?;
+            let n = stdout
+                .read(&mut buf)
+                .context("reading the child's stdout")?;
             let read_at = start.elapsed();
             if n == 0 {
                 out_open = false;
@@ -116,7 +138,9 @@ pub fn run(command: &mut Command, deadline: Duration) -> Result<Run> {
             }
         }
         if fds[1].revents != 0 {
-            let n = stderr.read(&mut buf).context("reading the child's stderr")?;
+            let n = stderr
+                .read(&mut buf)
+                .context("reading the child's stderr")?;
             if n == 0 {
                 err_open = false;
             }
@@ -210,8 +234,20 @@ mod tests {
 
     #[test]
     fn times_the_boot_line_and_the_exit() {
-        let run = run(&mut sh("echo hello; echo 'NOA-BOOT-OK cpus=3 mem_mib=7'; sleep 0.05; echo bye >&2; exit 3"), Duration::from_secs(10)).unwrap();
-        assert_eq!(run.boot_line, Some(BootLine { cpus: 3, mem_mib: 7 }));
+        let run = run(
+            &mut sh(
+                "echo hello; echo 'NOA-BOOT-OK cpus=3 mem_mib=7'; sleep 0.05; echo bye >&2; exit 3",
+            ),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(
+            run.boot_line,
+            Some(BootLine {
+                cpus: 3,
+                mem_mib: 7
+            })
+        );
         let boot = run.boot_line_after.unwrap();
         assert!(boot < run.exit_after);
         assert!(run.exit_after - boot >= Duration::from_millis(40));
@@ -224,7 +260,11 @@ mod tests {
 
     #[test]
     fn a_partial_line_is_not_the_boot_line() {
-        let run = run(&mut sh("printf 'NOA-BOOT-OK cpus=1 mem_mib=1'"), Duration::from_secs(10)).unwrap();
+        let run = run(
+            &mut sh("printf 'NOA-BOOT-OK cpus=1 mem_mib=1'"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
         assert_eq!(run.boot_line, None);
         assert_eq!(run.ended, Ended::Exited(0));
     }
@@ -239,13 +279,23 @@ mod tests {
 
     #[test]
     fn a_child_that_closes_its_pipes_is_still_held_to_the_deadline() {
-        let run = run(&mut sh("exec >&- 2>&-; exec sleep 30"), Duration::from_millis(200)).unwrap();
+        let run = run(
+            &mut sh("exec >&- 2>&-; exec sleep 30"),
+            Duration::from_millis(200),
+        )
+        .unwrap();
         assert!(run.timed_out);
         assert_eq!(run.ended, Ended::Signalled(libc::SIGKILL));
     }
 
     #[test]
     fn a_missing_program_is_an_error() {
-        assert!(run(&mut Command::new("/nonexistent/noa-bench-test"), Duration::from_secs(1)).is_err());
+        assert!(
+            run(
+                &mut Command::new("/nonexistent/noa-bench-test"),
+                Duration::from_secs(1)
+            )
+            .is_err()
+        );
     }
 }

@@ -70,13 +70,31 @@ mod tests {
 
     #[test]
     fn boot_line_plain() {
-        assert_eq!(boot_line("NOA-BOOT-OK cpus=2 mem_mib=511"), Some(BootLine { cpus: 2, mem_mib: 511 }));
+        assert_eq!(
+            boot_line("NOA-BOOT-OK cpus=2 mem_mib=511"),
+            Some(BootLine {
+                cpus: 2,
+                mem_mib: 511
+            })
+        );
     }
 
     #[test]
     fn boot_line_with_carriage_return_and_prefix() {
-        assert_eq!(boot_line("NOA-BOOT-OK cpus=4 mem_mib=1023\r"), Some(BootLine { cpus: 4, mem_mib: 1023 }));
-        assert_eq!(boot_line("\u{1b}cNOA-BOOT-OK cpus=1 mem_mib=16"), Some(BootLine { cpus: 1, mem_mib: 16 }));
+        assert_eq!(
+            boot_line("NOA-BOOT-OK cpus=4 mem_mib=1023\r"),
+            Some(BootLine {
+                cpus: 4,
+                mem_mib: 1023
+            })
+        );
+        assert_eq!(
+            boot_line("\u{1b}cNOA-BOOT-OK cpus=1 mem_mib=16"),
+            Some(BootLine {
+                cpus: 1,
+                mem_mib: 16
+            })
+        );
     }
 
     #[test]
@@ -116,7 +134,10 @@ mod tests {
     #[test]
     fn rss_line_missing_or_malformed() {
         assert_eq!(vmm_own_peak_rss_kib(""), None);
-        assert_eq!(vmm_own_peak_rss_kib("peak RSS 3456 KiB, guest memory resident 168 KiB"), None);
+        assert_eq!(
+            vmm_own_peak_rss_kib("peak RSS 3456 KiB, guest memory resident 168 KiB"),
+            None
+        );
         assert_eq!(vmm_own_peak_rss_kib("VMM own peak RSS lots KiB"), None);
         assert_eq!(vmm_own_peak_rss_kib("VMM own peak RSS 12 MiB"), None);
     }

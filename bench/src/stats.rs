@@ -68,7 +68,11 @@ mod tests {
         assert_eq!(s.median, 3.0);
         assert_eq!(s.min, 1.0);
         assert_eq!(s.max, 5.0);
-        assert_eq!(s.samples, vec![5.0, 1.0, 3.0], "samples keep measurement order");
+        assert_eq!(
+            s.samples,
+            vec![5.0, 1.0, 3.0],
+            "samples keep measurement order"
+        );
     }
 
     #[test]

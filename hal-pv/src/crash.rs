@@ -88,7 +88,7 @@ pub fn exception(frame: &TrapFrame) -> ! {
          r13={:#018x} r14={:#018x} r15={:#018x}\n",
         frame.vector,
         frame.error_code,
-        crate::cpu::cpu_index(),
+        crate::cpu::percpu::cpu_index_checked().map_or(-1, i64::from),
         frame.rip,
         frame.cs,
         frame.rflags,

@@ -36,13 +36,14 @@ const TESTS: &[(&str, fn() -> TestResult)] = &[
     ("smp_ipi_every_cpu", smp_ipi_every_cpu),
 ];
 
-/// Runs the tests whose names contain `filter` (`all`: every test); returns the exit code.
+/// Runs the tests whose names contain one of the comma-separated words of `filter` (`all`: every
+/// test); returns the exit code.
 pub fn run_all(filter: &str) -> u8 {
     let (mut passed, mut failed) = (0, 0);
-    for (name, test) in TESTS
-        .iter()
-        .filter(|(name, _)| filter == "all" || name.contains(filter))
-    {
+    let selected = |name: &str| {
+        filter == "all" || filter.split(',').any(|word| !word.is_empty() && name.contains(word))
+    };
+    for (name, test) in TESTS.iter().filter(|(name, _)| selected(name)) {
         match test() {
             Ok(()) => {
                 println!("ktest {name} ... ok");

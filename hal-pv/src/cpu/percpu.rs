@@ -72,6 +72,14 @@ pub fn this_cpu() -> &'static PerCpu {
     unsafe { &*(ptr as *const PerCpu) }
 }
 
+/// This CPU's index if its per-CPU block is installed; for crash reports, which must not fault
+/// again when GS is what broke.
+pub fn cpu_index_checked() -> Option<u32> {
+    // SAFETY: reading IA32_GS_BASE has no side effects.
+    let base = unsafe { x86::msr::rdmsr(x86::msr::IA32_GS_BASE) };
+    (base >= crate::mm::KERNEL_IMAGE_BASE.min(crate::mm::DIRECT_MAP_BASE)).then(cpu_index)
+}
+
 /// This CPU's dense index (0 = boot CPU).
 pub fn cpu_index() -> u32 {
     let index: u32;

@@ -23,6 +23,7 @@ const REG_SVR: u32 = 0xf0;
 const REG_ICR_LOW: u32 = 0x300;
 const REG_ICR_HIGH: u32 = 0x310;
 const REG_LVT_TIMER: u32 = 0x320;
+const REG_LVT_LINT0: u32 = 0x350;
 const REG_TIMER_INITIAL: u32 = 0x380;
 const REG_TIMER_CURRENT: u32 = 0x390;
 const REG_TIMER_DIVIDE: u32 = 0x3e0;
@@ -77,6 +78,9 @@ pub(crate) fn init_this_cpu() {
         }
     }
     write(REG_TPR, 0);
+    // LINT0 carries the legacy 8259 PIC (virtual-wire mode, as firmware leaves it): mask it, or
+    // the PIT's tick arrives on vector 8 — the double-fault vector — under QEMU.
+    write(REG_LVT_LINT0, LVT_MASKED);
     write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
     let timer_mode = if features.tsc_deadline {
         LVT_TSC_DEADLINE
