@@ -36,21 +36,24 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// A whole table (header + body), if its length is sane and its checksum holds.
-fn table(addr: u64) -> Option<&'static [u8]> {
+/// A whole table (header + body) with `signature`, if its length is sane and its checksum holds.
+/// The signature is checked first: summing the bytes of tables we don't want is wasted work.
+fn table(addr: u64, signature: &[u8; 4]) -> Option<&'static [u8]> {
     if addr == 0 {
         return None;
     }
-    let len = u32_at(bytes(addr, 36), 4)? as usize;
-    if !(36..=1 << 20).contains(&len) {
+    let header = bytes(addr, 36);
+    let len = u32_at(header, 4)? as usize;
+    if &header[..4] != signature || !(36..=1 << 20).contains(&len) {
         return None;
     }
     let table = bytes(addr, len);
     (table.iter().fold(0u8, |sum, b| sum.wrapping_add(*b)) == 0).then_some(table)
 }
 
-/// Lists the enabled CPUs of the MADT reached from `rsdp`; `None` if the tables are unusable.
-pub fn find_cpus(rsdp: PhysAddr) -> Option<CpuList> {
+/// Lists the enabled CPUs of the MADT reached from `rsdp` in `cpus` (filled in place: the list is
+/// 1 KiB, and copies cost emulated time at boot); `None` if the tables are unusable.
+pub fn find_cpus(rsdp: PhysAddr, cpus: &mut CpuList) -> Option<()> {
     let rsdp_bytes = bytes(rsdp.0, 36);
     if &rsdp_bytes[..8] != b"RSD PTR " {
         return None;
@@ -59,19 +62,16 @@ pub fn find_cpus(rsdp: PhysAddr) -> Option<CpuList> {
         0 => (u64::from(u32_at(rsdp_bytes, 16)?), 4),
         _ => (u64_at(rsdp_bytes, 24)?, 8),
     };
-    let root = table(root)?;
+    let root = table(root, if entry_size == 8 { b"XSDT" } else { b"RSDT" })?;
     let madt = root[36..].chunks_exact(entry_size).find_map(|entry| {
         let addr = if entry_size == 8 {
             u64_at(entry, 0)?
         } else {
             u64::from(u32_at(entry, 0)?)
         };
-        table(addr).filter(|t| &t[..4] == b"APIC")
+        table(addr, b"APIC")
     })?;
-    let mut cpus = CpuList {
-        apic_ids: [0; MAX_CPUS],
-        count: 0,
-    };
+    cpus.count = 0;
     // Entries start after the header (36) + local APIC address (4) + flags (4).
     let mut at = 44;
     while at + 2 <= madt.len() {
@@ -96,5 +96,5 @@ pub fn find_cpus(rsdp: PhysAddr) -> Option<CpuList> {
         }
         at += len;
     }
-    Some(cpus)
+    Some(())
 }

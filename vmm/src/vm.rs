@@ -219,7 +219,7 @@ fn run_vcpu(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
 /// A guest port write. Returns the end of the run if the write ends it.
 fn port_out(index: u32, port: u16, data: &[u8], shared: &Shared) -> Option<Outcome> {
     match port {
-        p if COM1_PORTS.contains(&p) && data.len() == 1 => shared.serial.write(p, data[0]),
+        p if COM1_PORTS.contains(&p) => shared.serial.write(p, data),
         pvport::EXIT_PORT if data.len() == 4 => {
             let value = u32::from_le_bytes(data.try_into().expect("4 bytes"));
             return Some(match PowerOff::decode(value) {
@@ -270,7 +270,7 @@ fn start_ap(index: u32, addr: u64, shared: &Shared) {
 
 fn port_in(port: u16, data: &mut [u8], shared: &Shared) {
     match port {
-        p if COM1_PORTS.contains(&p) && data.len() == 1 => data[0] = shared.serial.read(p),
+        p if COM1_PORTS.contains(&p) => shared.serial.read(p, data),
         pvport::EXIT_PORT if data.len() == 4 => {
             data.copy_from_slice(&pvport::SIGNATURE.to_le_bytes())
         }

@@ -12,8 +12,22 @@ fn qemu(machine: &[&str], append: &str) -> Run {
     let mut command = Command::new("qemu-system-x86_64");
     command
         .args(machine)
-        .args(["-m", "128M", "-display", "none", "-nodefaults", "-no-user-config", "-serial", "stdio"])
-        .args(["-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel"])
+        .args([
+            "-m",
+            "128M",
+            "-display",
+            "none",
+            "-nodefaults",
+            "-no-user-config",
+            "-serial",
+            "stdio",
+        ])
+        .args([
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-kernel",
+        ])
         .arg(kernel_elf())
         .args(["-append", append]);
     run(&mut command, Duration::from_secs(120))
@@ -25,7 +39,11 @@ const QEMU_EXIT_FOR_GUEST_0: i32 = 1;
 #[test]
 fn boots_under_qemu_tcg() {
     let run = qemu(&["-accel", "tcg", "-smp", "1"], "");
-    assert_eq!(run.code, QEMU_EXIT_FOR_GUEST_0, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, QEMU_EXIT_FOR_GUEST_0,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
     let (cpus, mem_mib) = boot_line(&run.stdout);
     assert_eq!(cpus, 1);
     assert!((120..128).contains(&mem_mib), "mem_mib={mem_mib}");
@@ -34,10 +52,29 @@ fn boots_under_qemu_tcg() {
 #[test]
 fn ktests_pass_under_qemu_tcg_with_sipi_started_cpus() {
     let run = qemu(&["-accel", "tcg", "-smp", "3"], "noa.ktest=all");
-    assert_eq!(run.code, QEMU_EXIT_FOR_GUEST_0, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
-    assert_eq!(boot_line(&run.stdout).0, 3, "INIT/SIPI must bring up every CPU: {}", run.stdout);
-    assert!(run.stdout.contains("ktest smp_ipi_every_cpu ... ok"), "{}", run.stdout);
-    assert!(run.stdout.lines().any(|l| l.starts_with("NOA-KTEST ") && l.ends_with(" failed=0")), "{}", run.stdout);
+    assert_eq!(
+        run.code, QEMU_EXIT_FOR_GUEST_0,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    assert_eq!(
+        boot_line(&run.stdout).0,
+        3,
+        "INIT/SIPI must bring up every CPU: {}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("ktest smp_ipi_every_cpu ... ok"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("NOA-KTEST ") && l.ends_with(" failed=0")),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -46,8 +83,30 @@ fn ktests_pass_under_qemu_microvm_with_kvm() {
         return;
     }
     // `-cpu host` alone makes QEMU 7.2 abort on PVM hosts (MSR 0x10a); without arch-capabilities it runs.
-    let run = qemu(&["-M", "microvm", "-accel", "kvm", "-cpu", "host,arch-capabilities=off", "-smp", "2"], "noa.ktest=all");
-    assert_eq!(run.code, QEMU_EXIT_FOR_GUEST_0, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    let run = qemu(
+        &[
+            "-M",
+            "microvm",
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host,arch-capabilities=off",
+            "-smp",
+            "2",
+        ],
+        "noa.ktest=all",
+    );
+    assert_eq!(
+        run.code, QEMU_EXIT_FOR_GUEST_0,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
     assert_eq!(boot_line(&run.stdout).0, 2);
-    assert!(run.stdout.lines().any(|l| l.starts_with("NOA-KTEST ") && l.ends_with(" failed=0")), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("NOA-KTEST ") && l.ends_with(" failed=0")),
+        "{}",
+        run.stdout
+    );
 }

@@ -41,7 +41,10 @@ const TESTS: &[(&str, fn() -> TestResult)] = &[
 pub fn run_all(filter: &str) -> u8 {
     let (mut passed, mut failed) = (0, 0);
     let selected = |name: &str| {
-        filter == "all" || filter.split(',').any(|word| !word.is_empty() && name.contains(word))
+        filter == "all"
+            || filter
+                .split(',')
+                .any(|word| !word.is_empty() && name.contains(word))
     };
     for (name, test) in TESTS.iter().filter(|(name, _)| selected(name)) {
         match test() {

@@ -1,8 +1,8 @@
 //! Boot: from the PVH entry to the kernel's `main`, on the boot CPU.
 //!
 //! Order matters and is kept short (every ring-0 instruction is emulated on PVM hosts): CPU tables
-//! first so that any fault is reported, then the start info, frames, the real page tables, the
-//! heap, the clock and the local APIC, and the CPU list from ACPI.
+//! first so that any fault is reported, then the start info, frames, the direct map of RAM above
+//! 1 GiB, the clock and the local APIC, and the CPU list from ACPI (the heap grows on first use).
 
 pub mod pvh;
 pub mod start_info;
@@ -42,7 +42,14 @@ static START_INFO: BootState = BootState(UnsafeCell::new(StartInfo {
     rsdp: PhysAddr(0),
 }));
 
-static CPUS: spin::Once<crate::acpi::CpuList> = spin::Once::new();
+struct CpuListCell(UnsafeCell<crate::acpi::CpuList>);
+// SAFETY: written once by the boot CPU before any other CPU runs, read-only afterwards.
+unsafe impl Sync for CpuListCell {}
+
+static CPUS: CpuListCell = CpuListCell(UnsafeCell::new(crate::acpi::CpuList {
+    apic_ids: [0; crate::acpi::MAX_CPUS],
+    count: 0,
+}));
 
 unsafe extern "Rust" {
     /// Defined by the kernel with [`crate::entry_point!`].
@@ -70,7 +77,8 @@ pub(crate) fn init_control_registers() {
 
 /// The CPU list from the MADT (available once the kernel runs).
 pub(crate) fn cpus() -> &'static crate::acpi::CpuList {
-    CPUS.get().expect("CPU list read at boot")
+    // SAFETY: filled before the kernel runs, never written again.
+    unsafe { &*CPUS.0.get() }
 }
 
 #[unsafe(no_mangle)]
@@ -82,11 +90,10 @@ extern "C" fn hal_start64(start_info_phys: u64) -> ! {
         gdt::load(&percpu::BOOT_PERCPU, ist);
         percpu::install(&percpu::BOOT_PERCPU);
     }
-    idt::init();
     idt::load();
     init_control_registers();
 
-    // SAFETY: the boot tables identity-map the first GiB, where the loader put the start info.
+    // SAFETY: the loader passed this address in EBX; the assembled direct map covers it.
     let info = unsafe {
         start_info::read(start_info_phys, &mut *START_INFO.0.get());
         &*START_INFO.0.get()
@@ -98,9 +105,6 @@ extern "C" fn hal_start64(start_info_phys: u64) -> ! {
     let (_, kernel_end) = crate::mm::kernel_phys_range();
     frames::init(info.memmap(), kernel_end.max(PhysAddr(1 << 20)));
     let features = crate::cpu::features::get();
-    if !features.nx {
-        crate::crash::early_panic("the CPU has no NX bit");
-    }
     let ram = info
         .memmap()
         .iter()
@@ -113,16 +117,13 @@ extern "C" fn hal_start64(start_info_phys: u64) -> ! {
     crate::time::init();
     crate::irq::apic::init_this_cpu();
     crate::irq::apic::calibrate_timer();
-    let cpus = crate::acpi::find_cpus(info.rsdp).unwrap_or_else(|| {
+    // SAFETY: boot CPU, once, before anyone reads the list.
+    let cpus = unsafe { &mut *CPUS.0.get() };
+    if crate::acpi::find_cpus(info.rsdp, cpus).is_none() || cpus.count == 0 {
         // No usable MADT: run on the boot CPU alone.
-        let mut list = crate::acpi::CpuList {
-            apic_ids: [0; crate::acpi::MAX_CPUS],
-            count: 1,
-        };
-        list.apic_ids[0] = crate::irq::apic::id();
-        list
-    });
-    let cpus = CPUS.call_once(|| cpus);
+        cpus.apic_ids[0] = crate::irq::apic::id();
+        cpus.count = 1;
+    }
 
     let boot = BootInfo {
         cmdline: info.cmdline(),

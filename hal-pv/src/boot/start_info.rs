@@ -1,6 +1,6 @@
 //! Reading Xen's `hvm_start_info` (the PVH boot information): the memory map, the command line and
-//! the ACPI RSDP address. It is read once, through the boot identity map, before paging is
-//! rebuilt; what the kernel needs is copied into fixed-size statics.
+//! the ACPI RSDP address. It is read once, through the direct map (the loader puts it in the first
+//! GiB, which the assembled tables map); what the kernel needs is copied into fixed-size statics.
 
 use crate::mm::PhysAddr;
 
@@ -62,11 +62,17 @@ impl StartInfo {
 /// Copies the start info at `paddr` into `out`.
 ///
 /// # Safety
-/// Must run while physical memory is identity-mapped (the boot page tables), with `paddr` the value
-/// the loader passed in `EBX`.
+/// `paddr` is the value the loader passed in `EBX`, below 1 GiB.
 pub unsafe fn read(paddr: u64, out: &mut StartInfo) {
-    // SAFETY: the caller guarantees the identity map; the loader placed the structure there.
-    let info = unsafe { core::ptr::read_unaligned(paddr as *const HvmStartInfo) };
+    // Everything the loader wrote must lie where the assembled direct map reaches.
+    let phys = |addr: u64| {
+        if addr >= 1 << 30 {
+            crate::crash::early_panic("PVH boot data lies above 1 GiB");
+        }
+        PhysAddr(addr).to_virt()
+    };
+    // SAFETY: the loader placed the structure there; the direct map covers it.
+    let info = unsafe { core::ptr::read_unaligned(phys(paddr) as *const HvmStartInfo) };
     if info.magic != HVM_START_MAGIC {
         crate::crash::early_panic("PVH start info has a bad magic");
     }
@@ -74,14 +80,14 @@ pub unsafe fn read(paddr: u64, out: &mut StartInfo) {
     if info.version >= 1 && info.memmap_paddr != 0 {
         let n = (info.memmap_entries as usize).min(MAX_MEMMAP);
         for (i, slot) in out.memmap[..n].iter_mut().enumerate() {
-            let entry = info.memmap_paddr as *const MemmapEntry;
+            let entry = phys(info.memmap_paddr) as *const MemmapEntry;
             // SAFETY: `i < memmap_entries`, inside the table the loader wrote.
             *slot = unsafe { core::ptr::read_unaligned(entry.add(i)) };
         }
         out.memmap_len = n;
     }
     if info.cmdline_paddr != 0 {
-        let src = info.cmdline_paddr as *const u8;
+        let src = phys(info.cmdline_paddr) as *const u8;
         let mut len = 0;
         while len < MAX_CMDLINE {
             // SAFETY: the string is NUL-terminated; we stop at the NUL or at our buffer's end.

@@ -9,7 +9,6 @@ pub struct Features {
     pub x2apic: bool,
     pub tsc_deadline: bool,
     pub gib_pages: bool,
-    pub nx: bool,
     /// KVM paravirtual clock (`MSR_KVM_SYSTEM_TIME_NEW`).
     pub kvmclock: bool,
     /// The APIC ID of the CPU that read the features (the boot CPU).
@@ -34,7 +33,6 @@ fn detect() -> Features {
         x2apic: info.as_ref().is_some_and(|f| f.has_x2apic()),
         tsc_deadline: info.as_ref().is_some_and(|f| f.has_tsc_deadline()),
         gib_pages: ext.as_ref().is_some_and(|e| e.has_1gib_pages()),
-        nx: ext.as_ref().is_some_and(|e| e.has_execute_disable()),
         kvmclock: has_kvmclock(),
         boot_apic_id: info.map_or(0, |f| u32::from(f.initial_local_apic_id())),
     }

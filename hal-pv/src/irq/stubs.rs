@@ -1,4 +1,5 @@
-//! The assembly side of interrupts: one 16-byte stub per vector and the common save/restore path.
+//! The assembly side of interrupts: one 16-byte stub per vector, the common save/restore path, and
+//! the IDT itself.
 //!
 //! The stubs give every vector the same frame (a zero error code where the CPU pushes none), so
 //! one Rust function, [`super::dispatch`], sees them all. The path is kept short: on PVM hosts each
@@ -11,7 +12,7 @@ pub const STUB_BYTES: u64 = 16;
 global_asm!(
     r#"
     .pushsection .text.trap_stubs, "ax"
-    .balign 16
+    .balign 4096
     .globl trap_stubs
 trap_stubs:
     .set trap_vec, 0
@@ -70,6 +71,35 @@ trap_common:
     pop rax
     add rsp, 16
     iretq
+    .popsection
+
+    /* The IDT: 256 interrupt gates (present, DPL 0, selector 0x08), each pointing at its stub.
+       linker.ld splits the stubs' address into trap_stubs_low/mid/high; the stub block is 4 KiB
+       aligned, so low + 16 * vector never carries. IST 1: double fault, 2: NMI, 3: machine check
+       (cpu/gdt.rs). */
+    .pushsection .rodata.noa_idt, "a"
+    .balign 4096
+    .globl noa_idt
+noa_idt:
+    .set trap_vec, 0
+    .rept 256
+    .word trap_stubs_low + trap_vec * 16
+    .word 0x08
+    .if trap_vec == 8
+    .byte 1
+    .elseif trap_vec == 2
+    .byte 2
+    .elseif trap_vec == 18
+    .byte 3
+    .else
+    .byte 0
+    .endif
+    .byte 0x8e
+    .word trap_stubs_mid
+    .long trap_stubs_high
+    .long 0
+    .set trap_vec, trap_vec + 1
+    .endr
     .popsection
 "#
 );

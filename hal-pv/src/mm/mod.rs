@@ -37,35 +37,16 @@ pub fn virt_to_phys(virt: u64) -> PhysAddr {
 
 unsafe extern "C" {
     static __kernel_phys_start: u8;
-    static __text_start: u8;
-    static __text_end: u8;
-    static __rodata_start: u8;
-    static __rodata_end: u8;
-    static __data_start: u8;
     static __kernel_end: u8;
 }
 
-/// A section of the kernel image, as virtual addresses from the linker script.
-pub(crate) fn section(start: &'static u8, end: &'static u8) -> (u64, u64) {
-    (start as *const u8 as u64, end as *const u8 as u64)
-}
-
-pub(crate) fn kernel_text() -> (u64, u64) {
-    // SAFETY: linker-script symbols; only their addresses are used.
-    unsafe { section(&__text_start, &__text_end) }
-}
-pub(crate) fn kernel_rodata() -> (u64, u64) {
-    // SAFETY: as above.
-    unsafe { section(&__rodata_start, &__rodata_end) }
-}
-pub(crate) fn kernel_data() -> (u64, u64) {
-    // SAFETY: as above.
-    unsafe { section(&__data_start, &__kernel_end) }
-}
-/// Physical range of the whole image, boot sections included.
+/// Physical range of the whole image, boot sections and static page tables included.
 pub(crate) fn kernel_phys_range() -> (PhysAddr, PhysAddr) {
-    // SAFETY: as above; `__kernel_phys_start` is linked at its physical address.
-    let start = unsafe { &__kernel_phys_start as *const u8 as u64 };
-    let end = kernel_data().1 - KERNEL_IMAGE_BASE;
-    (PhysAddr(start), PhysAddr(end))
+    // SAFETY: linker-script symbols; only their addresses are used. `__kernel_phys_start` is
+    // linked at its physical address, `__kernel_end` in the kernel image mapping.
+    unsafe {
+        let start = &__kernel_phys_start as *const u8 as u64;
+        let end = &__kernel_end as *const u8 as u64 - KERNEL_IMAGE_BASE;
+        (PhysAddr(start), PhysAddr(end))
+    }
 }

@@ -1,16 +1,16 @@
 //! The kernel's page tables: 4-level x86-64 paging with NX.
 //!
-//! [`init`] replaces the boot tables (2 MiB pages, everything executable) with:
-//! - the kernel image in 4 KiB pages — text read+execute, rodata read-only NX, data/bss read-write
-//!   NX — so a stray write into code or a jump into data faults;
-//! - the direct map of RAM, NX, in 1 GiB pages where the CPU has them (2 MiB otherwise), and the
-//!   local APIC and IOAPIC pages uncached;
-//! - no identity map: the lower half is left for user address spaces.
+//! Most of them are assembled into the image (`boot/pvh.rs`, `kernel_pml4`) and loaded before any
+//! Rust runs: the kernel image in one 2 MiB page per section (text read+execute, rodata read-only
+//! NX, data/bss read-write NX, so a stray write into code or a jump into data faults), the direct
+//! map of physical 0..1 GiB (NX), and the IOAPIC and local APIC pages uncached. There is no identity
+//! map: the lower half is left to user address spaces.
 //!
-//! New tables come from pristine frames (already zero), so building them writes only the entries.
+//! [`init`] adds the RAM above 1 GiB to the direct map, in 1 GiB pages where the CPU has them (PVM
+//! hosts offer none) and 2 MiB pages otherwise, one leaf table at a time in a tight loop. New
+//! tables come from pristine frames (already zero), so building them writes only the entries.
 
-use super::{DIRECT_MAP_BASE, KERNEL_IMAGE_BASE, PAGE_SIZE, PhysAddr, frames};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use super::{DIRECT_MAP_BASE, PhysAddr, frames};
 
 pub const PRESENT: u64 = 1 << 0;
 pub const WRITABLE: u64 = 1 << 1;
@@ -23,18 +23,23 @@ pub const NO_EXECUTE: u64 = 1 << 63;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 const GIB: u64 = 1 << 30;
-const MIB2: u64 = 2 << 20;
+/// What the assembled tables already map of the direct map.
+const STATIC_DIRECT_MAP_END: u64 = GIB;
+/// The direct map's reach: one PML4 entry.
+const DIRECT_MAP_END: u64 = 512 * GIB;
 
-/// Until the direct map exists, tables are reached through the boot identity map (first GiB).
-static DIRECT_MAP_READY: AtomicBool = AtomicBool::new(false);
-static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
+unsafe extern "C" {
+    static kernel_pml4: u8;
+}
+
+/// The physical address of the kernel's PML4 (for other CPUs and, later, user address spaces).
+pub fn kernel_root() -> PhysAddr {
+    // SAFETY: only the symbol's address is taken; it is linked at its physical address.
+    PhysAddr(unsafe { &kernel_pml4 as *const u8 as u64 })
+}
 
 fn table(phys: u64) -> *mut u64 {
-    if DIRECT_MAP_READY.load(Ordering::Relaxed) {
-        (DIRECT_MAP_BASE + phys) as *mut u64
-    } else {
-        phys as *mut u64
-    }
+    (DIRECT_MAP_BASE + phys) as *mut u64
 }
 
 fn new_table() -> u64 {
@@ -47,7 +52,7 @@ fn new_table() -> u64 {
 /// Returns the table the entry `index` of `parent` points to, creating it if absent.
 ///
 /// # Safety
-/// `parent` is the physical address of a live page table reachable through [`table`].
+/// `parent` is the physical address of a live page table.
 unsafe fn next_level(parent: u64, index: usize) -> u64 {
     // SAFETY: `index < 512` and the caller guarantees `parent` is a table.
     let slot = unsafe { table(parent).add(index) };
@@ -67,97 +72,52 @@ fn index(virt: u64, level: u32) -> usize {
     ((virt >> (12 + 9 * level)) & 0x1ff) as usize
 }
 
-/// Maps one 4 KiB page in the tree rooted at `root`.
-///
-/// # Safety
-/// `root` is a live PML4; the mapping must not break memory the kernel relies on.
-pub unsafe fn map_4k(root: u64, virt: u64, phys: u64, flags: u64) {
-    // SAFETY: each level is a table by construction.
-    unsafe {
-        let pdpt = next_level(root, index(virt, 3));
-        let pd = next_level(pdpt, index(virt, 2));
-        let pt = next_level(pd, index(virt, 1));
-        table(pt)
-            .add(index(virt, 0))
-            .write_volatile(phys | flags | PRESENT);
-    }
-}
-
-/// Builds the kernel's tables and switches to them. Runs once, on the boot CPU.
-/// `ram` lists the physical ranges to reach through the direct map.
+/// Adds the RAM in `ram` (physical ranges) above what the assembled tables map to the direct map.
+/// Runs once, on the boot CPU.
 pub(crate) fn init(ram: impl Iterator<Item = (u64, u64)>, gib_pages: bool) {
-    let root = new_table();
-    map_kernel_image(root);
-    map_direct(root, ram, gib_pages);
-    // SAFETY: the new tables map the kernel image (code, stack, data) at the same virtual
-    // addresses as the boot tables, so execution continues after the switch.
-    unsafe { x86::controlregs::cr3_write(root) };
-    DIRECT_MAP_READY.store(true, Ordering::Relaxed);
-    KERNEL_ROOT.store(root, Ordering::Relaxed);
-}
-
-/// The physical address of the kernel's PML4 (for other CPUs and, later, user address spaces).
-pub fn kernel_root() -> PhysAddr {
-    PhysAddr(KERNEL_ROOT.load(Ordering::Relaxed))
-}
-
-fn map_kernel_image(root: u64) {
-    let sections = [
-        (super::kernel_text(), 0),
-        (super::kernel_rodata(), NO_EXECUTE),
-        (super::kernel_data(), WRITABLE | NO_EXECUTE),
-    ];
-    for ((start, end), flags) in sections {
-        let mut virt = start & !(PAGE_SIZE - 1);
-        while virt < end {
-            // SAFETY: `root` is the fresh PML4; these pages are the kernel image.
-            unsafe { map_4k(root, virt, virt - KERNEL_IMAGE_BASE, flags | GLOBAL) };
-            virt += PAGE_SIZE;
+    let root = kernel_root().0;
+    let (level, step) = if gib_pages { (2, GIB) } else { (1, 2 << 20) };
+    for (start, end) in ram {
+        let start = (start & !(step - 1)).max(STATIC_DIRECT_MAP_END);
+        let end = end.min(DIRECT_MAP_END);
+        if start < end {
+            fill_huge(
+                root,
+                DIRECT_MAP_BASE + start,
+                start,
+                end,
+                WRITABLE | NO_EXECUTE | GLOBAL,
+                level,
+            );
         }
     }
 }
 
-/// Maps `ranges` (physical, any alignment) into the direct map, plus the local APIC and IOAPIC
-/// pages uncached. Only RAM is mapped: with 2 MiB pages each entry is a few emulated instructions
-/// on PVM hosts (which offer no 1 GiB pages), so mapping the whole 4 GiB would cost ~50 ms.
-fn map_direct(root: u64, ram: impl Iterator<Item = (u64, u64)>, gib_pages: bool) {
-    for (start, end) in ram {
-        map_direct_range(root, start, end, 0, gib_pages);
-    }
-    // The IOAPIC (0xfec00000) and local APIC (0xfee00000) pages.
-    map_direct_range(
-        root,
-        0xfec0_0000,
-        0xfef0_0000,
-        NO_CACHE | WRITE_THROUGH,
-        false,
-    );
-}
-
-fn map_direct_range(root: u64, start: u64, end: u64, cache: u64, gib_pages: bool) {
-    let flags = PRESENT | WRITABLE | NO_EXECUTE | GLOBAL | HUGE | cache;
-    let (step, level) = if gib_pages { (GIB, 2) } else { (MIB2, 1) };
-    let mut phys = start & !(step - 1);
-    let end = end.min(512 * GIB);
+/// Maps physical `[phys, end)` at `virt` with huge pages at `level` (1: 2 MiB, 2: 1 GiB), one
+/// leaf table at a time.
+fn fill_huge(root: u64, mut virt: u64, mut phys: u64, end: u64, flags: u64, level: u32) {
+    let step = 1u64 << (12 + 9 * level);
     while phys < end {
-        let virt = DIRECT_MAP_BASE + phys;
-        // SAFETY: fresh tables under `root`; the direct map aliases nothing the kernel uses yet.
-        unsafe {
+        // SAFETY: live kernel tables; the new entries map only RAM not mapped before.
+        let leaf = unsafe {
             let pdpt = next_level(root, index(virt, 3));
-            let leaf_table = if gib_pages {
+            if level == 2 {
                 pdpt
             } else {
                 next_level(pdpt, index(virt, 2))
-            };
-            // Fill the rest of this table in one tight loop.
-            let slots = table(leaf_table);
-            let mut slot = index(virt, level);
-            while slot < 512 && phys < end {
-                slots.add(slot).write_volatile(phys | flags);
-                slot += 1;
-                phys += step;
             }
+        };
+        let first = index(virt, level);
+        let count = ((end - phys).div_ceil(step) as usize).min(512 - first);
+        // SAFETY: `leaf` is a page table of 512 entries, reached through the direct map.
+        let slots = unsafe { core::slice::from_raw_parts_mut(table(leaf), 512) };
+        let mut entry = phys | flags | PRESENT | HUGE;
+        for slot in &mut slots[first..first + count] {
+            *slot = entry;
+            entry += step;
         }
+        phys += step * count as u64;
+        virt += step * count as u64;
     }
 }
 

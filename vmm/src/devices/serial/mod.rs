@@ -30,9 +30,29 @@ impl vm_superio::Trigger for IrqLine {
     }
 }
 
-/// Where the UART's bytes go: stdout, plus a bounded tail.
+/// Where the UART's bytes go: stdout, a line at a time, plus a bounded tail.
+///
+/// vm-superio flushes after every byte; writing each byte to stdout would cost a system call per
+/// byte, so complete lines go out as they end and a partial line waits for [`SerialConsole::flush`].
 pub struct ConsoleOut {
+    pending: Vec<u8>,
     tail: VecDeque<u8>,
+}
+
+impl ConsoleOut {
+    fn emit(bytes: &[u8]) {
+        // A closed stdout must not stop the guest: drop the output, keep the tail.
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(bytes).and_then(|_| stdout.flush());
+    }
+
+    /// Writes out a partial last line.
+    fn drain(&mut self) {
+        if !self.pending.is_empty() {
+            Self::emit(&self.pending);
+            self.pending.clear();
+        }
+    }
 }
 
 impl Write for ConsoleOut {
@@ -40,13 +60,17 @@ impl Write for ConsoleOut {
         self.tail.extend(buf);
         let excess = self.tail.len().saturating_sub(TAIL_BYTES);
         self.tail.drain(..excess);
-        // A closed stdout must not stop the guest: drop the output, keep the tail.
-        let _ = std::io::stdout().write_all(buf);
+        self.pending.extend_from_slice(buf);
+        if let Some(last_newline) = self.pending.iter().rposition(|&b| b == b'\n') {
+            Self::emit(&self.pending[..=last_newline]);
+            self.pending.drain(..=last_newline);
+        }
         Ok(buf.len())
     }
 
+    /// Line-buffered: complete lines are already out; see [`ConsoleOut::drain`].
     fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stdout().flush()
+        Ok(())
     }
 }
 
@@ -58,20 +82,27 @@ impl SerialConsole {
         SerialConsole(Mutex::new(Serial::new(
             IrqLine(irq),
             ConsoleOut {
+                pending: Vec::new(),
                 tail: VecDeque::new(),
             },
         )))
     }
 
-    /// A guest read of port `port` (in `COM1_PORTS`).
-    pub fn read(&self, port: u16) -> u8 {
-        self.lock().read((port - COM1_BASE) as u8)
+    /// A guest read of port `port` (in `COM1_PORTS`), `data.len()` times (`rep insb`).
+    pub fn read(&self, port: u16, data: &mut [u8]) {
+        let mut serial = self.lock();
+        for byte in data {
+            *byte = serial.read((port - COM1_BASE) as u8);
+        }
     }
 
-    /// A guest write of `value` to port `port` (in `COM1_PORTS`).
-    pub fn write(&self, port: u16, value: u8) {
-        if let Err(e) = self.lock().write((port - COM1_BASE) as u8, value) {
-            tracing::debug!("serial: write to {port:#x} failed: {e:?}");
+    /// A guest write of `data` to port `port` (in `COM1_PORTS`), byte after byte (`rep outsb`).
+    pub fn write(&self, port: u16, data: &[u8]) {
+        let mut serial = self.lock();
+        for &value in data {
+            if let Err(e) = serial.write((port - COM1_BASE) as u8, value) {
+                tracing::debug!("serial: write to {port:#x} failed: {e:?}");
+            }
         }
     }
 
@@ -82,8 +113,9 @@ impl SerialConsole {
         String::from_utf8_lossy(&[a, b].concat()).into_owned()
     }
 
+    /// Writes out anything still buffered (a last line without a newline).
     pub fn flush(&self) {
-        let _ = self.lock().writer_mut().flush();
+        self.lock().writer_mut().drain();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Serial<IrqLine, NoEvents, ConsoleOut>> {
