@@ -44,7 +44,9 @@ fn init_logging(verbose: bool) {
     } else {
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "vmm=warn".into())
     };
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
