@@ -75,11 +75,11 @@ pub fn start_application_processors(ap_main: fn() -> !) -> u32 {
 
 /// Allocates the AP's per-CPU block, interrupt stacks and kernel stack.
 fn prepare(apic_id: u32, index: u32) -> Option<Box<ApStart>> {
-    let percpu: &'static PerCpu = Box::leak(Box::new(PerCpu::new(index, apic_id)));
     // Pristine frames: the stacks need no zeroing.
     let ist = frames::alloc_contiguous(3 * IST_STACK_BYTES as u64 / PAGE_SIZE)?;
     let stack = frames::alloc_contiguous(AP_STACK_BYTES / PAGE_SIZE)?;
-    IST_FOR_NEXT.store(ist.to_virt() as u64, Ordering::Release);
+    let percpu = PerCpu::new(index, apic_id, ist.to_virt() as u64);
+    let percpu: &'static PerCpu = Box::leak(Box::new(percpu));
     Some(Box::new(ApStart {
         apic_id,
         reserved: 0,
@@ -90,9 +90,6 @@ fn prepare(apic_id: u32, index: u32) -> Option<Box<ApStart>> {
         arg: percpu as *const PerCpu as u64,
     }))
 }
-
-/// The IST stacks of the AP being started (APs start one at a time).
-static IST_FOR_NEXT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 fn wait_online(expected: u32) -> bool {
     let deadline = crate::time::now_ns() + AP_TIMEOUT_NS;
@@ -107,11 +104,10 @@ fn wait_online(expected: u32) -> bool {
 
 /// First Rust code of an AP: its own tables, per-CPU block, APIC and clock; then the kernel.
 extern "C" fn hal_ap_start(percpu: &'static PerCpu) -> ! {
-    let ist = IST_FOR_NEXT.load(Ordering::Acquire);
     // SAFETY: this AP, once, interrupts off; the block and stacks were made for it.
     unsafe {
         x86::controlregs::cr3_write(paging::kernel_root().0);
-        gdt::load(percpu, ist);
+        gdt::load(percpu, percpu.ist_base);
         percpu::install(percpu);
     }
     idt::load();

@@ -27,7 +27,7 @@ macro_rules! ensure {
 const TESTS: &[(&str, fn() -> TestResult)] = &[
     ("cmdline_parse", cmdline_parse),
     ("frames_alloc_free", frames_alloc_free),
-    ("frames_zeroed", frames_zeroed),
+    ("frames_zeroed_and_owned", frames_zeroed_and_owned),
     ("heap_small_and_large", heap_small_and_large),
     ("paging_kernel_permissions", paging_kernel_permissions),
     ("paging_direct_map", paging_direct_map),
@@ -85,25 +85,18 @@ fn frames_alloc_free() -> TestResult {
     let before = frames::free_bytes();
     let a = frames::alloc().ok_or("alloc failed")?;
     let b = frames::alloc().ok_or("alloc failed")?;
-    ensure!(a != b, "same frame twice: {a:?}");
+    let (a_phys, b_phys) = (a.phys(), b.phys());
+    ensure!(a_phys != b_phys, "same frame twice: {a_phys:?}");
     ensure!(
-        a.0 % PAGE_SIZE == 0 && b.0 % PAGE_SIZE == 0,
-        "unaligned frames {a:?} {b:?}"
+        a_phys.0 % PAGE_SIZE == 0 && b_phys.0 % PAGE_SIZE == 0,
+        "unaligned frames {a_phys:?} {b_phys:?}"
     );
-    frames::free(a);
-    frames::free(b);
+    ensure!(frames::free_bytes() == before - 2 * PAGE_SIZE, "two allocations not counted");
+    drop(a);
+    drop(b);
+    ensure!(frames::free_bytes() == before, "leak: {} -> {} bytes free", before, frames::free_bytes());
     let c = frames::alloc().ok_or("alloc failed")?;
-    ensure!(
-        c == b,
-        "freed frame not reused first: got {c:?}, freed {b:?}"
-    );
-    frames::free(c);
-    ensure!(
-        frames::free_bytes() == before,
-        "leak: {} -> {} bytes free",
-        before,
-        frames::free_bytes()
-    );
+    ensure!(c.phys() == b_phys, "last freed frame not reused first: got {:?}, freed {b_phys:?}", c.phys());
     ensure!(
         frames::usable_ram_bytes() > before / 2,
         "usable RAM {} below free {}",
@@ -113,18 +106,19 @@ fn frames_alloc_free() -> TestResult {
     Ok(())
 }
 
-fn frames_zeroed() -> TestResult {
-    // A recycled frame must come back zeroed from `alloc_zeroed` even when it was dirtied.
-    let mut boxed = Box::new([0xa5u8; 64]);
-    boxed[0] = 1;
-    let frame = frames::alloc_zeroed().ok_or("alloc_zeroed failed")?;
-    let contiguous = frames::alloc_contiguous(4).ok_or("alloc_contiguous failed")?;
-    ensure!(
-        contiguous != frame,
-        "contiguous run overlaps a single frame"
-    );
-    frames::free(frame);
-    frames::free(contiguous);
+fn frames_zeroed_and_owned() -> TestResult {
+    let mut frame = frames::alloc_zeroed().ok_or("alloc_zeroed failed")?;
+    ensure!(frame.words().iter().all(|&w| w == 0), "alloc_zeroed gave a dirty frame");
+    for (i, word) in frame.words_mut().iter_mut().enumerate() {
+        *word = 0xa5a5_0000 + i as u64;
+    }
+    let phys = frame.phys();
+    drop(frame);
+    // A recycled frame comes back from `alloc` as it was (only the free-list link in word 0).
+    let again = frames::alloc().ok_or("alloc failed")?;
+    ensure!(again.phys() == phys, "freed frame not reused");
+    let intact = again.words()[1..].iter().enumerate().all(|(i, &w)| w == 0xa5a5_0001 + i as u64);
+    ensure!(intact, "a frame's content changed while it was free");
     Ok(())
 }
 
@@ -192,13 +186,9 @@ fn kernel_main_address() -> u64 {
 
 fn paging_direct_map() -> TestResult {
     let frame = frames::alloc().ok_or("alloc failed")?;
-    let virt = frame.to_virt() as u64;
+    let virt = frame.words().as_ptr() as u64;
     let (phys, flags) = paging::translate(virt).ok_or("direct map misses a frame")?;
-    frames::free(frame);
-    ensure!(
-        phys == frame,
-        "direct map of {frame:?} translates to {phys:?}"
-    );
+    ensure!(phys == frame.phys(), "direct map of {:?} translates to {phys:?}", frame.phys());
     ensure!(flags & paging::NO_EXECUTE != 0, "direct map is executable");
     Ok(())
 }

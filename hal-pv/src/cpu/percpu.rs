@@ -15,6 +15,8 @@ pub struct PerCpu {
     /// Dense CPU number, 0 = boot CPU: `gs:[8]`.
     pub index: u32,
     pub apic_id: core::sync::atomic::AtomicU32,
+    /// Base of this CPU's three interrupt stacks (0 for the boot CPU, whose stacks are static).
+    pub(crate) ist_base: u64,
     pub(crate) gdt: UnsafeCell<Gdt>,
     pub(crate) tss: UnsafeCell<Tss>,
     pub(crate) pvclock: PvClock,
@@ -24,11 +26,12 @@ pub struct PerCpu {
 unsafe impl Sync for PerCpu {}
 
 impl PerCpu {
-    pub(crate) const fn new(index: u32, apic_id: u32) -> Self {
+    pub(crate) const fn new(index: u32, apic_id: u32, ist_base: u64) -> Self {
         PerCpu {
             self_ptr: 0,
             index,
             apic_id: core::sync::atomic::AtomicU32::new(apic_id),
+            ist_base,
             gdt: UnsafeCell::new(Gdt::new()),
             tss: UnsafeCell::new(Tss::new()),
             pvclock: PvClock::new(),
@@ -46,7 +49,7 @@ unsafe impl Sync for BootIst {}
 
 pub(crate) static BOOT_IST: BootIst =
     BootIst(UnsafeCell::new(IstStacks([[0; IST_STACK_BYTES]; 3])));
-pub(crate) static BOOT_PERCPU: PerCpu = PerCpu::new(0, 0);
+pub(crate) static BOOT_PERCPU: PerCpu = PerCpu::new(0, 0, 0);
 
 /// Points GS at `percpu` on this CPU.
 ///

@@ -81,8 +81,54 @@ pub fn free_bytes() -> u64 {
     bump + frames.free_frames * PAGE_SIZE
 }
 
+/// One physical frame, owned: the only way to its memory (through the direct map). Dropping it
+/// gives the frame back.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame(PhysAddr);
+
+impl Frame {
+    /// Its physical address.
+    pub fn phys(&self) -> PhysAddr {
+        self.0
+    }
+
+    /// Its content as 512 words.
+    pub fn words(&self) -> &[u64; 512] {
+        // SAFETY: the frame is ours alone (see `Frame`), aligned, and the direct map covers it.
+        unsafe { &*(self.0.to_virt() as *const [u64; 512]) }
+    }
+
+    /// Its content as 512 words, writable.
+    pub fn words_mut(&mut self) -> &mut [u64; 512] {
+        // SAFETY: as in `words`, and `&mut self` makes the access exclusive.
+        unsafe { &mut *(self.0.to_virt() as *mut [u64; 512]) }
+    }
+
+    /// Keeps the frame allocated for good and returns its address (page tables, stacks).
+    pub fn leak(self) -> PhysAddr {
+        let phys = self.0;
+        core::mem::forget(self);
+        phys
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        free_raw(self.0);
+    }
+}
+
 /// Allocates one frame whose content is unspecified.
-pub fn alloc() -> Option<PhysAddr> {
+pub fn alloc() -> Option<Frame> {
+    alloc_raw().map(Frame)
+}
+
+/// Allocates one frame filled with zeros: pristine if possible, else a recycled frame zeroed here.
+pub fn alloc_zeroed() -> Option<Frame> {
+    alloc_zeroed_raw().map(Frame)
+}
+
+pub(crate) fn alloc_raw() -> Option<PhysAddr> {
     let mut frames = FRAMES.lock();
     if frames.free_head != 0 {
         let frame = frames.free_head;
@@ -94,26 +140,24 @@ pub fn alloc() -> Option<PhysAddr> {
     frames.bump(1)
 }
 
-/// Allocates one frame filled with zeros: pristine if possible, else a recycled frame zeroed here.
-pub fn alloc_zeroed() -> Option<PhysAddr> {
+pub(crate) fn alloc_zeroed_raw() -> Option<PhysAddr> {
     if let Some(frame) = FRAMES.lock().bump(1) {
         return Some(frame);
     }
-    let frame = alloc()?;
+    let frame = alloc_raw()?;
     // SAFETY: we own the frame; the direct map covers it. `write_bytes` becomes `rep stosq`.
     unsafe { core::ptr::write_bytes(frame.to_virt(), 0, PAGE_SIZE as usize) };
     Some(frame)
 }
 
-/// Allocates `count` physically contiguous, pristine (zeroed) frames.
-pub fn alloc_contiguous(count: u64) -> Option<PhysAddr> {
+/// Allocates `count` physically contiguous, pristine (zeroed) frames, for good.
+pub(crate) fn alloc_contiguous(count: u64) -> Option<PhysAddr> {
     FRAMES.lock().bump(count)
 }
 
-/// Returns a frame to the allocator.
-pub fn free(frame: PhysAddr) {
+fn free_raw(frame: PhysAddr) {
     let mut frames = FRAMES.lock();
-    // SAFETY: the caller gives the frame up; we store the link in its first word.
+    // SAFETY: the frame is given up; we store the link in its first word.
     unsafe { (frame.to_virt() as *mut u64).write(frames.free_head) };
     frames.free_head = frame.0;
     frames.free_frames += 1;

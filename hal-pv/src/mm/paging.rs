@@ -43,7 +43,7 @@ fn table(phys: u64) -> *mut u64 {
 }
 
 fn new_table() -> u64 {
-    match frames::alloc_zeroed() {
+    match frames::alloc_zeroed_raw() {
         Some(frame) => frame.0,
         None => crate::crash::early_panic("out of memory for page tables"),
     }
