@@ -15,6 +15,8 @@ use hal_pv::mm::{PAGE_SIZE, frames, paging};
 use hal_pv::println;
 
 type TestResult = Result<(), String>;
+/// A test: its name and its body.
+type KernelTest = (&'static str, fn() -> TestResult);
 
 macro_rules! ensure {
     ($cond:expr, $($why:tt)+) => {
@@ -24,7 +26,7 @@ macro_rules! ensure {
     };
 }
 
-const TESTS: &[(&str, fn() -> TestResult)] = &[
+const TESTS: &[KernelTest] = &[
     ("cmdline_parse", cmdline_parse),
     ("frames_alloc_free", frames_alloc_free),
     ("frames_zeroed_and_owned", frames_zeroed_and_owned),
@@ -131,8 +133,7 @@ fn heap_small_and_large() -> TestResult {
     // Larger than a heap chunk: the heap must grow. Touch one byte per page only: every ring-0
     // instruction is emulated on PVM hosts, so a byte-by-byte fill of megabytes takes seconds.
     let len = (2 << 20) + (512 << 10);
-    let mut big: Vec<u8> = Vec::with_capacity(len);
-    big.resize(len, 0);
+    let mut big: Vec<u8> = alloc::vec![0; len];
     for (i, page) in big.chunks_mut(PAGE_SIZE as usize).enumerate() {
         page[0] = i as u8;
     }
