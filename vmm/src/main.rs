@@ -67,21 +67,32 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
     let hypervisor = kvm::Hypervisor::open().usage()?;
     hypervisor.check_vcpus(cli.cpus).usage()?;
     let mem = memory::create(mem_bytes).internal()?;
-    let boot = boot::setup(&mem, mem_bytes, &kernel, &kernel_name, &cmdline, cli.cpus).usage()?;
-    tracing::debug!(
-        "kernel {kernel_name}: PVH entry {:#x}; cmdline {cmdline:?}",
-        boot.entry.0
-    );
-
     let vm = hypervisor.create_vm(&mem).internal()?;
+    let mut cmdline = cmdline;
+    let mmio = attach_devices(&vm, &mem, &mut cmdline).internal()?;
+    let boot = boot::setup(&mem, mem_bytes, &kernel, &kernel_name, &cmdline, cli.cpus).usage()?;
+    tracing::debug!("kernel {kernel_name}: PVH entry {:#x}; cmdline {cmdline:?}", boot.entry.0);
+
     let cpuid = hypervisor.supported_cpuid().internal()?;
     let mut vcpus = Vec::with_capacity(cli.cpus as usize);
     for id in 0..cli.cpus {
         vcpus.push(kvm::create_vcpu(&vm, id, &cpuid).internal()?);
     }
     kvm::regs::set_pvh_entry(&vcpus[0], boot.entry.0, boot.start_info.0).internal()?;
-    let machine = vm::Vm::new(&vm, mem, mem_bytes, vcpus).internal()?;
+    let machine = vm::Vm::new(&vm, mem, mem_bytes, mmio, vcpus).internal()?;
     machine.run(cli.timeout)
+}
+
+/// The paravirtual devices, each announced on the kernel command line.
+fn attach_devices(
+    vm: &kvm_ioctls::VmFd,
+    mem: &vm_memory::GuestMemoryMmap,
+    cmdline: &mut String,
+) -> anyhow::Result<devices::mmio_bus::MmioBus> {
+    use devices::virtio::rng::Rng;
+    let mut bus = devices::mmio_bus::MmioBus::default();
+    bus.attach(vm, mem, Box::new(Rng::new()), "virtio-rng", cmdline)?;
+    Ok(bus)
 }
 
 /// The kernel (bytes and a name for errors) and the full command line.

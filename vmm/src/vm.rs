@@ -6,6 +6,7 @@
 //! the end of the run (power-off, crash, internal error) reports it; the main thread waits for
 //! that report or the timeout, and the process exits — which also tears the VM down.
 
+use crate::devices::mmio_bus::MmioBus;
 use crate::devices::pvport::{self, PowerOff};
 use crate::devices::serial::{COM1_GSI, COM1_PORTS, SerialConsole};
 use crate::exit::Failure;
@@ -25,6 +26,7 @@ struct Shared {
     mem: GuestMemoryMmap,
     mem_bytes: u64,
     serial: SerialConsole,
+    mmio: MmioBus,
     /// Per vCPU: the channel that starts it, until it is used.
     ap_start: Vec<Mutex<Option<Sender<ApStart>>>>,
     outcome: Mutex<Sender<Outcome>>,
@@ -52,6 +54,7 @@ impl Vm {
         vm: &kvm_ioctls::VmFd,
         mem: GuestMemoryMmap,
         mem_bytes: u64,
+        mmio: MmioBus,
         vcpus: Vec<VcpuFd>,
     ) -> anyhow::Result<Vm> {
         use anyhow::Context;
@@ -74,6 +77,7 @@ impl Vm {
             mem,
             mem_bytes,
             serial: SerialConsole::new(serial_irq),
+            mmio,
             ap_start: senders,
             outcome: Mutex::new(outcome_tx),
         });
@@ -169,17 +173,15 @@ fn run_vcpu(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
             }
             VcpuExit::IoIn(port, data) => port_in(port, data, shared),
             VcpuExit::MmioRead(addr, data) => {
-                tracing::debug!(
-                    "vcpu{index}: read of unknown MMIO {addr:#x} ({} bytes)",
-                    data.len()
-                );
-                data.fill(0xff);
+                if !shared.mmio.read(addr, data) {
+                    tracing::debug!("vcpu{index}: read of unknown MMIO {addr:#x} ({} bytes)", data.len());
+                    data.fill(0xff);
+                }
             }
             VcpuExit::MmioWrite(addr, data) => {
-                tracing::debug!(
-                    "vcpu{index}: write of unknown MMIO {addr:#x} ({} bytes)",
-                    data.len()
-                );
+                if !shared.mmio.write(addr, data) {
+                    tracing::debug!("vcpu{index}: write of unknown MMIO {addr:#x} ({} bytes)", data.len());
+                }
             }
             VcpuExit::Hlt => {
                 // The in-kernel APIC handles HLT; seeing it means the CPU halted for good.
