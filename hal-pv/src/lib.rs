@@ -25,6 +25,7 @@ pub mod mm;
 pub mod pvport;
 pub mod smp;
 pub mod time;
+pub mod virtio;
 
 pub use boot::BootInfo;
 

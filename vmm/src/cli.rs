@@ -31,6 +31,16 @@ pub struct Cli {
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub cmdline: Option<String>,
 
+    /// Give the run a private copy-on-write overlay of the image, discarded at exit (parallel,
+    /// hermetic runs of one image).
+    #[arg(long)]
+    pub snapshot: bool,
+
+    /// Attach FILE as the next disk (/dev/vdb, /dev/vdc, … in order), for GUESTPATH; `:ro` attaches
+    /// it read-only.
+    #[arg(long, value_name = "FILE:GUESTPATH[:ro]")]
+    pub volume: Vec<Volume>,
+
     /// Log what the VMM does (to stderr).
     #[arg(long, short)]
     pub verbose: bool,
@@ -56,4 +66,61 @@ fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!("'{text}' must be a positive number of seconds"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// A `--volume FILE:GUESTPATH[:ro]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub file: PathBuf,
+    /// Where the guest mounts it (absolute).
+    pub guest_path: String,
+    pub read_only: bool,
+}
+
+impl std::str::FromStr for Volume {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (rest, read_only) = match text.rsplit_once(':') {
+            Some((rest, "ro")) => (rest, true),
+            Some((rest, "rw")) => (rest, false),
+            _ => (text, false),
+        };
+        // The guest path is the last ':' field, so host paths may contain ':'.
+        let Some((file, guest_path)) = rest.rsplit_once(':') else {
+            return Err(format!("'{text}' is not FILE:GUESTPATH[:ro]"));
+        };
+        if file.is_empty() || !guest_path.starts_with('/') {
+            return Err(format!(
+                "'{text}': need a host file and an absolute guest path, as FILE:GUESTPATH[:ro]"
+            ));
+        }
+        Ok(Volume {
+            file: PathBuf::from(file),
+            guest_path: guest_path.to_string(),
+            read_only,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_parse() {
+        let v: Volume = "data.img:/data".parse().unwrap();
+        assert_eq!(
+            (v.file.to_str().unwrap(), v.guest_path.as_str(), v.read_only),
+            ("data.img", "/data", false)
+        );
+        let v: Volume = "/a:b/c.img:/mnt/c:ro".parse().unwrap();
+        assert_eq!(
+            (v.file.to_str().unwrap(), v.guest_path.as_str(), v.read_only),
+            ("/a:b/c.img", "/mnt/c", true)
+        );
+        for bad in ["data.img", ":/data", "data.img:relative", "data.img:ro", ""] {
+            assert!(bad.parse::<Volume>().is_err(), "{bad}");
+        }
+    }
 }

@@ -69,9 +69,13 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
     let mem = memory::create(mem_bytes).internal()?;
     let vm = hypervisor.create_vm(&mem).internal()?;
     let mut cmdline = cmdline;
-    let mmio = attach_devices(&vm, &mem, &mut cmdline).internal()?;
+    let disks = open_disks(cli).usage()?;
+    let mmio = attach_devices(&vm, &mem, disks, &mut cmdline).internal()?;
     let boot = boot::setup(&mem, mem_bytes, &kernel, &kernel_name, &cmdline, cli.cpus).usage()?;
-    tracing::debug!("kernel {kernel_name}: PVH entry {:#x}; cmdline {cmdline:?}", boot.entry.0);
+    tracing::debug!(
+        "kernel {kernel_name}: PVH entry {:#x}; cmdline {cmdline:?}",
+        boot.entry.0
+    );
 
     let cpuid = hypervisor.supported_cpuid().internal()?;
     let mut vcpus = Vec::with_capacity(cli.cpus as usize);
@@ -83,14 +87,39 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
     machine.run(cli.timeout)
 }
 
-/// The paravirtual devices, each announced on the kernel command line.
+/// The image as /dev/vda (read-write and locked, or a private overlay with `--snapshot`), then
+/// each `--volume` in order. Opening them early makes a busy or unwritable disk a usage error.
+fn open_disks(cli: &cli::Cli) -> anyhow::Result<Vec<devices::virtio::block::Block>> {
+    use devices::virtio::block::Block;
+    const MAX_VOLUMES: usize = 16;
+    if cli.volume.len() > MAX_VOLUMES {
+        anyhow::bail!(
+            "--volume given {} times; at most {MAX_VOLUMES} disks besides the image",
+            cli.volume.len()
+        );
+    }
+    let mut disks = vec![Block::open(&cli.image, false, cli.snapshot)?.with_serial("noa-vda")];
+    for (index, volume) in cli.volume.iter().enumerate() {
+        let name = format!("noa-vd{}", (b'b' + index as u8) as char);
+        let disk = Block::open(&volume.file, volume.read_only, cli.snapshot).context("--volume")?;
+        disks.push(disk.with_serial(&name));
+    }
+    Ok(disks)
+}
+
+/// The paravirtual devices, each announced on the kernel command line: the disks first (so they
+/// get the lowest addresses, in order: vda, vdb, …), then entropy.
 fn attach_devices(
     vm: &kvm_ioctls::VmFd,
     mem: &vm_memory::GuestMemoryMmap,
+    disks: Vec<devices::virtio::block::Block>,
     cmdline: &mut String,
 ) -> anyhow::Result<devices::mmio_bus::MmioBus> {
     use devices::virtio::rng::Rng;
     let mut bus = devices::mmio_bus::MmioBus::default();
+    for disk in disks {
+        bus.attach(vm, mem, Box::new(disk), "virtio-blk", cmdline)?;
+    }
     bus.attach(vm, mem, Box::new(Rng::new()), "virtio-rng", cmdline)?;
     Ok(bus)
 }

@@ -174,13 +174,19 @@ fn run_vcpu(index: u32, vcpu: &mut VcpuFd, shared: &Shared) -> Outcome {
             VcpuExit::IoIn(port, data) => port_in(port, data, shared),
             VcpuExit::MmioRead(addr, data) => {
                 if !shared.mmio.read(addr, data) {
-                    tracing::debug!("vcpu{index}: read of unknown MMIO {addr:#x} ({} bytes)", data.len());
+                    tracing::debug!(
+                        "vcpu{index}: read of unknown MMIO {addr:#x} ({} bytes)",
+                        data.len()
+                    );
                     data.fill(0xff);
                 }
             }
             VcpuExit::MmioWrite(addr, data) => {
                 if !shared.mmio.write(addr, data) {
-                    tracing::debug!("vcpu{index}: write of unknown MMIO {addr:#x} ({} bytes)", data.len());
+                    tracing::debug!(
+                        "vcpu{index}: write of unknown MMIO {addr:#x} ({} bytes)",
+                        data.len()
+                    );
                 }
             }
             VcpuExit::Hlt => {

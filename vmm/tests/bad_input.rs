@@ -8,7 +8,10 @@ use std::time::Duration;
 
 fn vmm_with(args: &[&str], image: &Path) -> Run {
     let mut command = vmm();
-    command.args(["--timeout", "30"]).args(args).arg(image);
+    command
+        .args(["--timeout", "30", "--snapshot"])
+        .args(args)
+        .arg(image);
     run(&mut command, Duration::from_secs(60))
 }
 

@@ -79,7 +79,13 @@ fn timeout_stops_a_hung_guest_with_124() {
     }
     let mut command = vmm();
     command
-        .args(["--timeout", "0.5", "--cmdline", "noa.test=hang"])
+        .args([
+            "--timeout",
+            "0.5",
+            "--snapshot",
+            "--cmdline",
+            "noa.test=hang",
+        ])
         .arg(guest_image());
     let started = std::time::Instant::now();
     let run = run(&mut command, std::time::Duration::from_secs(30));

@@ -26,7 +26,7 @@ fn kernel_main(info: BootInfo) -> ! {
         test_action(action);
     }
     let code = match cmdline.ktest {
-        Some(filter) => ktest::run_all(filter),
+        Some(filter) => ktest::run_all(filter, info.cmdline),
         None => 0,
     };
     power_off(code, PowerOffReason::Normal)

@@ -4,6 +4,7 @@
 //! code. Other vectors go to the handler registered for them, then get their EOI.
 
 pub mod apic;
+pub mod ioapic;
 pub mod stubs;
 
 use core::sync::atomic::{AtomicUsize, Ordering};

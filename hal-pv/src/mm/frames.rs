@@ -155,7 +155,7 @@ pub(crate) fn alloc_contiguous(count: u64) -> Option<PhysAddr> {
     FRAMES.lock().bump(count)
 }
 
-fn free_raw(frame: PhysAddr) {
+pub(crate) fn free_raw(frame: PhysAddr) {
     let mut frames = FRAMES.lock();
     // SAFETY: the frame is given up; we store the link in its first word.
     unsafe { (frame.to_virt() as *mut u64).write(frames.free_head) };

@@ -93,6 +93,22 @@ pub(crate) fn init(ram: impl Iterator<Item = (u64, u64)>, gib_pages: bool) {
     }
 }
 
+/// Maps the device registers at physical `[phys, phys + len)` into the direct map, uncached (in
+/// 2 MiB pages; the MMIO window holds nothing else).
+pub fn map_mmio(phys: u64, len: u64) {
+    let start = phys & !((2 << 20) - 1);
+    let end = phys.saturating_add(len).min(DIRECT_MAP_END);
+    let flags = WRITABLE | NO_EXECUTE | GLOBAL | NO_CACHE | WRITE_THROUGH;
+    fill_huge(
+        kernel_root().0,
+        DIRECT_MAP_BASE + start,
+        start,
+        end,
+        flags,
+        1,
+    );
+}
+
 /// Maps physical `[phys, end)` at `virt` with huge pages at `level` (1: 2 MiB, 2: 1 GiB), one
 /// leaf table at a time.
 fn fill_huge(root: u64, mut virt: u64, mut phys: u64, end: u64, flags: u64, level: u32) {

@@ -39,12 +39,15 @@ impl MmioBus {
         let index = self.windows.len() as u32;
         let gsi = FIRST_GSI + index;
         if gsi > LAST_GSI {
-            bail!("too many devices: {name} would need interrupt line {gsi}, the IOAPIC has {LAST_GSI}");
+            bail!(
+                "too many devices: {name} would need interrupt line {gsi}, the IOAPIC has {LAST_GSI}"
+            );
         }
         let base = MMIO_BASE + u64::from(index) * WINDOW_BYTES;
         let name = format!("{name}@{base:#x}");
         let irqfd = EventFd::new(libc::EFD_NONBLOCK).context("eventfd for an interrupt line")?;
-        vm.register_irqfd(&irqfd, gsi).with_context(|| format!("KVM_IRQFD for {name}"))?;
+        vm.register_irqfd(&irqfd, gsi)
+            .with_context(|| format!("KVM_IRQFD for {name}"))?;
         let interrupt = Arc::new(Interrupt::new(irqfd));
         let transport = MmioTransport::new(device, name.clone(), mem.clone(), interrupt)?;
         for (queue, event) in transport.queue_events().iter().enumerate() {
@@ -68,15 +71,25 @@ impl MmioBus {
 
     /// A guest read at `addr`; false if no device is there.
     pub fn read(&self, addr: u64, data: &mut [u8]) -> bool {
-        let Some((offset, transport)) = self.find(addr) else { return false };
-        transport.lock().unwrap_or_else(|p| p.into_inner()).read(offset, data);
+        let Some((offset, transport)) = self.find(addr) else {
+            return false;
+        };
+        transport
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .read(offset, data);
         true
     }
 
     /// A guest write at `addr`; false if no device is there.
     pub fn write(&self, addr: u64, data: &[u8]) -> bool {
-        let Some((offset, transport)) = self.find(addr) else { return false };
-        transport.lock().unwrap_or_else(|p| p.into_inner()).write(offset, data);
+        let Some((offset, transport)) = self.find(addr) else {
+            return false;
+        };
+        transport
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write(offset, data);
         true
     }
 }

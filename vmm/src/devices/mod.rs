@@ -2,5 +2,5 @@
 
 pub mod mmio_bus;
 pub mod pvport;
-pub mod virtio;
 pub mod serial;
+pub mod virtio;

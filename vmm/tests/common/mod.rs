@@ -109,11 +109,12 @@ pub fn run(command: &mut Command, limit: Duration) -> Run {
     }
 }
 
-/// Boots the image with `args` (before the image path) under a 60 s safety timeout.
+/// Boots the image with `args` (before the image path) under a 60 s safety timeout, with
+/// `--snapshot`: tests run in parallel on one image, which a read-write run would lock.
 pub fn boot(args: &[&str]) -> Run {
     let mut command = vmm();
     command
-        .args(["--timeout", "60"])
+        .args(["--timeout", "60", "--snapshot"])
         .args(args)
         .arg(guest_image());
     run(&mut command, Duration::from_secs(90))

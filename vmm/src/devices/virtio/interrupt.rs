@@ -16,7 +16,10 @@ pub struct Interrupt {
 
 impl Interrupt {
     pub fn new(irqfd: EventFd) -> Self {
-        Interrupt { status: AtomicU32::new(0), irqfd }
+        Interrupt {
+            status: AtomicU32::new(0),
+            irqfd,
+        }
     }
 
     /// Tells the driver a queue has new used buffers.

@@ -84,10 +84,15 @@ impl MmioTransport {
         let queues = device
             .queue_max_sizes()
             .iter()
-            .map(|&max| Queue::new(max).map_err(|e| anyhow::anyhow!("{name}: queue of {max}: {e:?}")))
+            .map(|&max| {
+                Queue::new(max).map_err(|e| anyhow::anyhow!("{name}: queue of {max}: {e:?}"))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let queue_events = (0..queues.len())
-            .map(|_| EventFd::new(libc::EFD_NONBLOCK).map_err(|e| anyhow::anyhow!("{name}: eventfd: {e}")))
+            .map(|_| {
+                EventFd::new(libc::EFD_NONBLOCK)
+                    .map_err(|e| anyhow::anyhow!("{name}: eventfd: {e}"))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(MmioTransport {
             device,
@@ -117,7 +122,10 @@ impl MmioTransport {
 
     fn complain(&mut self, what: String) {
         if !self.complained {
-            tracing::warn!("{}: {what} (further problems not logged until reset)", self.name);
+            tracing::warn!(
+                "{}: {what} (further problems not logged until reset)",
+                self.name
+            );
             self.complained = true;
         }
     }
@@ -153,7 +161,9 @@ impl MmioTransport {
             REG_STATUS => self.status,
             REG_CONFIG_GENERATION => self.config_generation,
             _ => {
-                self.complain(format!("read of write-only or unknown register {offset:#x}"));
+                self.complain(format!(
+                    "read of write-only or unknown register {offset:#x}"
+                ));
                 0
             }
         };
@@ -162,6 +172,7 @@ impl MmioTransport {
 
     /// A driver write at `offset` in the window.
     pub fn write(&mut self, offset: u64, data: &[u8]) {
+        tracing::trace!("{}: write {offset:#x} {data:x?}", self.name);
         if offset >= CONFIG_SPACE {
             if self.status & STATUS_DRIVER == 0 {
                 self.complain(format!("config write before the driver set DRIVER"));
@@ -186,32 +197,52 @@ impl MmioTransport {
             REG_QUEUE_NUM | REG_QUEUE_READY | REG_QUEUE_DESC_LOW..=REG_QUEUE_DEVICE_HIGH => {
                 self.write_queue_register(offset, value)
             }
-            _ => self.complain(format!("write of read-only or unknown register {offset:#x}")),
+            _ => self.complain(format!(
+                "write of read-only or unknown register {offset:#x}"
+            )),
         }
     }
 
     fn write_driver_features(&mut self, value: u32) {
-        if self.status & (STATUS_FEATURES_OK | STATUS_DRIVER_OK) != 0 || self.status & STATUS_DRIVER == 0 {
+        if self.status & (STATUS_FEATURES_OK | STATUS_DRIVER_OK) != 0
+            || self.status & STATUS_DRIVER == 0
+        {
             self.complain(format!("feature write in status {:#x}", self.status));
             return;
         }
         match self.driver_features_sel {
             0 => self.driver_features = (self.driver_features & !0xffff_ffff) | u64::from(value),
-            1 => self.driver_features = (self.driver_features & 0xffff_ffff) | u64::from(value) << 32,
-            _ => self.complain(format!("driver feature word {} does not exist", self.driver_features_sel)),
+            1 => {
+                self.driver_features = (self.driver_features & 0xffff_ffff) | u64::from(value) << 32
+            }
+            _ => self.complain(format!(
+                "driver feature word {} does not exist",
+                self.driver_features_sel
+            )),
         }
     }
 
     fn write_queue_register(&mut self, offset: u64, value: u32) {
-        if self.status & STATUS_FEATURES_OK == 0 || self.status & STATUS_DRIVER_OK != 0 {
-            self.complain(format!("queue register {offset:#x} written in status {:#x}", self.status));
+        // Writing 0 to QueueReady is how a driver stops using a queue, at any time (virtio 1.2
+        // §4.2.2.2); it reads the register back until it sees 0.
+        if offset == REG_QUEUE_READY && value == 0 {
+            if let Some(queue) = self.selected_queue() {
+                queue.set_ready(false);
+            }
             return;
         }
-        let queue_sel = self.queue_sel;
+        let (status, queue_sel) = (self.status, self.queue_sel);
         let Some(queue) = self.selected_queue() else {
             self.complain(format!("queue {queue_sel} does not exist"));
             return;
         };
+        // A live queue's registers are fixed; a stopped one may be set up again.
+        if status & STATUS_FEATURES_OK == 0 || (status & STATUS_DRIVER_OK != 0 && queue.ready()) {
+            self.complain(format!(
+                "queue register {offset:#x} written in status {status:#x}"
+            ));
+            return;
+        }
         match offset {
             // virtio-queue refuses sizes that are not a power of two up to the maximum; the
             // queue then fails validation at DRIVER_OK.
@@ -233,7 +264,9 @@ impl MmioTransport {
             Some(event) => {
                 let _ = event.write(1);
             }
-            None => self.complain(format!("notification of queue {queue}, which does not exist")),
+            None => self.complain(format!(
+                "notification of queue {queue}, which does not exist"
+            )),
         }
     }
 
@@ -244,7 +277,10 @@ impl MmioTransport {
         }
         let added = value & !self.status;
         if value & self.status != self.status {
-            self.complain(format!("status {:#x} clears bits of {:#x} without a reset", value, self.status));
+            self.complain(format!(
+                "status {:#x} clears bits of {:#x} without a reset",
+                value, self.status
+            ));
             return;
         }
         if added & STATUS_FEATURES_OK != 0 && !self.features_acceptable() {
@@ -261,7 +297,9 @@ impl MmioTransport {
     fn features_acceptable(&mut self) -> bool {
         let unknown = self.driver_features & !self.offered_features();
         if unknown != 0 {
-            self.complain(format!("driver accepted features {unknown:#x} we never offered"));
+            self.complain(format!(
+                "driver accepted features {unknown:#x} we never offered"
+            ));
             return false;
         }
         if self.driver_features & features::VERSION_1 == 0 {
@@ -283,7 +321,9 @@ impl MmioTransport {
                 continue;
             }
             if !queue.is_valid(&self.mem) {
-                return self.needs_reset(format!("queue {index} is invalid (size or rings outside guest memory)"));
+                return self.needs_reset(format!(
+                    "queue {index} is invalid (size or rings outside guest memory)"
+                ));
             }
             queue.set_event_idx(event_idx);
             // The device gets its own copy; the transport keeps the registers' view.
@@ -293,7 +333,10 @@ impl MmioTransport {
             }
             match self.queue_events[index].try_clone() {
                 Ok(event) => events.push(event),
-                Err(e) => return self.needs_reset(format!("cannot clone the eventfd of queue {index}: {e}")),
+                Err(e) => {
+                    return self
+                        .needs_reset(format!("cannot clone the eventfd of queue {index}: {e}"));
+                }
             }
         }
         let activation = Activation {

@@ -9,6 +9,7 @@
 //! Everything in guest memory — descriptors, lengths, addresses — is hostile; the transport and
 //! the devices validate it and never panic.
 
+pub mod block;
 pub mod interrupt;
 pub mod mmio;
 pub mod queue;

@@ -71,25 +71,42 @@ impl<H: QueueHandler> MutEventSubscriber for Subscriber<H> {
 
 impl Worker {
     /// Starts the I/O thread `name` serving `queue_events` with `handler`.
-    pub fn spawn<H: QueueHandler>(name: &str, queue_events: Vec<EventFd>, handler: H) -> anyhow::Result<Worker> {
+    pub fn spawn<H: QueueHandler>(
+        name: &str,
+        queue_events: Vec<EventFd>,
+        handler: H,
+    ) -> anyhow::Result<Worker> {
         let stop = EventFd::new(libc::EFD_NONBLOCK)?;
-        let subscriber = Subscriber { handler, queue_events, stop: stop.try_clone()?, stopped: false };
+        let subscriber = Subscriber {
+            handler,
+            queue_events,
+            stop: stop.try_clone()?,
+            stopped: false,
+        };
         let mut manager: EventManager<Subscriber<H>> =
             EventManager::new().map_err(|e| anyhow::anyhow!("{name}: event manager: {e:?}"))?;
         let id = manager.add_subscriber(subscriber);
-        let thread = std::thread::Builder::new().name(name.to_string()).spawn(move || {
-            loop {
-                if let Err(e) = manager.run() {
-                    tracing::error!("virtio worker stopped: {e:?}");
-                    return;
+        let thread = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                loop {
+                    if let Err(e) = manager.run() {
+                        tracing::error!("virtio worker stopped: {e:?}");
+                        return;
+                    }
+                    let stopped = manager
+                        .subscriber_mut(id)
+                        .map(|s| s.stopped)
+                        .unwrap_or(true);
+                    if stopped {
+                        return;
+                    }
                 }
-                let stopped = manager.subscriber_mut(id).map(|s| s.stopped).unwrap_or(true);
-                if stopped {
-                    return;
-                }
-            }
-        })?;
-        Ok(Worker { stop, thread: Some(thread) })
+            })?;
+        Ok(Worker {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 

@@ -41,9 +41,23 @@ impl VirtioDevice for Rng {
     }
 
     fn activate(&mut self, activation: Activation) -> anyhow::Result<()> {
-        let Activation { mem, mut queues, queue_events, interrupt, .. } = activation;
-        let queue = queues.pop().ok_or_else(|| anyhow::anyhow!("the request queue is not ready"))?;
-        let handler = RngQueue { mem, queue, interrupt, buffer: Vec::new(), broken: false };
+        let Activation {
+            mem,
+            mut queues,
+            queue_events,
+            interrupt,
+            ..
+        } = activation;
+        let queue = queues
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("the request queue is not ready"))?;
+        let handler = RngQueue {
+            mem,
+            queue,
+            interrupt,
+            buffer: Vec::new(),
+            broken: false,
+        };
         self.worker = Some(Worker::spawn("virtio-rng", queue_events, handler)?);
         Ok(())
     }
@@ -83,8 +97,16 @@ impl QueueHandler for RngQueue {
         if self.broken {
             return;
         }
-        let RngQueue { mem, queue, interrupt, buffer, .. } = self;
-        if !queue::serve(queue, mem, interrupt, |chain| Self::fill(buffer, chain, mem)) {
+        let RngQueue {
+            mem,
+            queue,
+            interrupt,
+            buffer,
+            ..
+        } = self;
+        if !queue::serve(queue, mem, interrupt, |chain| {
+            Self::fill(buffer, chain, mem)
+        }) {
             tracing::warn!("virtio-rng: the queue's rings are unusable; ignoring it until reset");
             self.broken = true;
         }
