@@ -111,6 +111,84 @@ fn ktests_pass_under_qemu_microvm_with_kvm() {
     );
 }
 
+/// A TCP echo server on the host's loopback, for the guest to reach through the gateway; returns
+/// its port. It serves until the test process ends.
+pub fn spawn_echo_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The guest's network stack (virtio-net, smoltcp, DHCP, TCP) against QEMU's slirp — the
+/// reference for our VMM's user network, with the same addresses.
+#[test]
+fn net_ktest_passes_against_qemu_slirp() {
+    if !have_kvm() {
+        return;
+    }
+    let port = spawn_echo_server();
+    let mut command = Command::new("qemu-system-x86_64");
+    command
+        .args([
+            "-M",
+            "microvm,acpi=off",
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host,arch-capabilities=off",
+            "-m",
+            "256M",
+        ])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+        ])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .args([
+            "-netdev",
+            "user,id=n0",
+            "-device",
+            "virtio-net-device,netdev=n0",
+            "-kernel",
+        ])
+        .arg(kernel_elf())
+        .args([
+            "-append",
+            &format!("noa.ktest=virtio_net noa.ktest.echo={port}"),
+        ]);
+    let run = run(&mut command, Duration::from_secs(120));
+    assert_eq!(
+        run.code, QEMU_EXIT_FOR_GUEST_0,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stdout
+            .contains("ktest virtio_net_dhcp_and_tcp_echo ... ok"),
+        "{}",
+        run.stdout
+    );
+}
+
 /// QEMU's own virtio-mmio devices (microvm: virtio-blk, virtio-rng) drive the same ktests as our
 /// VMM's. microvm with ACPI describes its virtio devices only in the DSDT; without ACPI it puts
 /// them on the command line (and we then run on one CPU: CPUs come from the MADT).

@@ -11,6 +11,7 @@ extern crate alloc;
 
 mod cmdline;
 mod ktest;
+mod net;
 
 use hal_pv::pvport::{PowerOffReason, power_off};
 use hal_pv::{BootInfo, println};

@@ -13,6 +13,7 @@
 pub mod block;
 pub mod hal;
 pub mod misc;
+pub mod net;
 
 use crate::mm::{PhysAddr, paging};
 use alloc::vec::Vec;

@@ -69,6 +69,10 @@ const TESTS: &[KernelTest] = &[
         "virtio_block_scratch_write_flush_read",
         virtio::block_scratch_write_flush_read,
     ),
+    (
+        "virtio_net_dhcp_and_tcp_echo",
+        virtio::net_dhcp_and_tcp_echo,
+    ),
 ];
 
 /// Runs the tests whose names contain one of the comma-separated words of `filter` (`all`: every

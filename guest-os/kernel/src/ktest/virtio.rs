@@ -19,6 +19,9 @@ static DEVICES: Mutex<Vec<(Kind, Option<Device>)>> = Mutex::new(Vec::new());
 /// Index of the scratch disk among the disks, from `noa.ktest.scratch`.
 static SCRATCH: Mutex<Option<usize>> = Mutex::new(None);
 
+/// Port of the host's TCP echo server on its loopback, from `noa.ktest.echo`.
+static ECHO_PORT: Mutex<Option<u16>> = Mutex::new(None);
+
 /// Bytes of the scratch pattern, and how many requests carry it.
 pub const SCRATCH_BYTES: usize = 64 * 1024;
 const SCRATCH_REQUESTS: usize = 8;
@@ -33,6 +36,9 @@ pub fn set_up(cmdline: &str) {
         .and_then(|name| name.strip_prefix("vd"))
         .filter(|letter| letter.len() == 1)
         .map(|letter| usize::from(letter.as_bytes()[0].wrapping_sub(b'a')));
+    *ECHO_PORT.lock() = Cmdline::values(cmdline, "noa.ktest.echo")
+        .next()
+        .and_then(|port| port.parse().ok());
 }
 
 /// Takes the `index`-th device of `kind` (counting those taken before).
@@ -128,5 +134,82 @@ pub fn block_scratch_write_flush_read() -> TestResult {
         .collect();
     disk.batch(&mut reads)?;
     ensure!(read == written, "read back differs from what was written");
+    Ok(())
+}
+
+/// DHCP on the user network (ours or QEMU's slirp: both hand out 10.0.2.15 with gateway
+/// 10.0.2.2), then, with `noa.ktest.echo=PORT`, a TCP round trip to the host's echo server on its
+/// loopback through the gateway.
+pub fn net_dhcp_and_tcp_echo() -> TestResult {
+    use crate::net::Stack;
+    use smoltcp::socket::tcp::State;
+    use smoltcp::time::Duration;
+    use smoltcp::wire::{IpAddress, Ipv4Address};
+
+    let device = take(Kind::Network, 0).ok_or(Failure::Skipped("no virtio-net device"))?;
+    let mut stack = Stack::new(hal_pv::virtio::net::Net::open(device)?);
+    let lease = stack
+        .dhcp(Duration::from_secs(10))
+        .ok_or("no DHCP lease within 10 s")?;
+    ensure!(
+        lease.address.address() == Ipv4Address::new(10, 0, 2, 15),
+        "leased {}",
+        lease.address
+    );
+    ensure!(lease.address.prefix_len() == 24, "leased {}", lease.address);
+    let router = lease.router.ok_or("the lease names no router")?;
+    ensure!(router == Ipv4Address::new(10, 0, 2, 2), "router {router}");
+
+    let Some(port) = *ECHO_PORT.lock() else {
+        return Ok(()); // DHCP checked; no echo server named.
+    };
+    let socket = stack.tcp_socket(4096);
+    let (context, tcp) = stack.context_and_socket(socket);
+    tcp.connect(context, (IpAddress::Ipv4(router), port), 49152)
+        .map_err(|_| "connect refused locally")?;
+    let connected = stack.run_until(Duration::from_secs(10), |s| {
+        matches!(
+            s.sockets
+                .get::<smoltcp::socket::tcp::Socket>(socket)
+                .state(),
+            State::Established | State::Closed
+        )
+    });
+    let state = stack
+        .sockets
+        .get::<smoltcp::socket::tcp::Socket>(socket)
+        .state();
+    ensure!(
+        connected && state == State::Established,
+        "TCP to {router}:{port}: {state}"
+    );
+    let message = b"noa-echo: the quick brown fox jumps over the lazy dog";
+    stack
+        .sockets
+        .get_mut::<smoltcp::socket::tcp::Socket>(socket)
+        .send_slice(message)
+        .map_err(|_| "send")?;
+    let mut echoed = Vec::new();
+    stack.run_until(Duration::from_secs(10), |s| {
+        let tcp = s.sockets.get_mut::<smoltcp::socket::tcp::Socket>(socket);
+        while tcp.can_recv() {
+            let _ = tcp.recv(|data| {
+                echoed.extend_from_slice(data);
+                (data.len(), ())
+            });
+        }
+        echoed.len() >= message.len()
+    });
+    ensure!(
+        echoed == message,
+        "echo returned {} bytes: {:?}",
+        echoed.len(),
+        core::str::from_utf8(&echoed)
+    );
+    stack
+        .sockets
+        .get_mut::<smoltcp::socket::tcp::Socket>(socket)
+        .close();
+    stack.run_until(Duration::from_millis(200), |_| false);
     Ok(())
 }

@@ -77,6 +77,7 @@ impl FrameQueue {
         self.frames.len() >= self.limit
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.frames.len()
     }

@@ -25,7 +25,7 @@ pub mod usernet;
 mod tests;
 
 pub use backend::NetBackend;
-pub use publish::{Publish, PublishParseError};
+pub use publish::Publish;
 
 use super::worker::Worker;
 use super::{Activation, VirtioDevice, device_type};
@@ -121,18 +121,18 @@ pub enum NetError {
 impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetError::Publish { publish, source } => {
+            // The io::Error is the `source`: error chains (`{:#}`) print it after a colon.
+            NetError::Publish { publish, .. } => {
                 write!(
                     f,
-                    "--publish {publish}: cannot listen on {}: {source}",
+                    "--publish {publish}: cannot listen on {}",
                     publish.host_addr()
                 )
             }
-            NetError::Tap { name, source } => write!(
-                f,
-                "--net tap:{name}: cannot open the tap interface: {source}"
-            ),
-            NetError::Host(source) => write!(f, "user network: {source}"),
+            NetError::Tap { name, .. } => {
+                write!(f, "--net tap:{name}: cannot open the tap interface")
+            }
+            NetError::Host(_) => write!(f, "user network: cannot get host resources"),
         }
     }
 }

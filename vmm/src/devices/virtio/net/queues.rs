@@ -123,6 +123,9 @@ impl NetQueues {
         let backlog = backend.to_guest();
         let mut delivered = false;
         let mut ok = true;
+        // Set when the ring looked empty but its index said otherwise; a second time in a row
+        // means the index is bogus (virtio-queue cannot pop past it), not a race: give up.
+        let mut rechecked = false;
         'outer: while !backlog.is_empty() {
             if rx.disable_notification(mem).is_err() {
                 ok = false;
@@ -134,14 +137,18 @@ impl NetQueues {
                     // Out of buffers: ask the driver to notify us when it adds some, and look
                     // again in case it did so before seeing the request.
                     match rx.enable_notification(mem) {
-                        Ok(true) => continue 'outer,
+                        Ok(true) if !rechecked => {
+                            rechecked = true;
+                            continue 'outer;
+                        }
                         Ok(false) => break 'outer,
-                        Err(_) => {
+                        Ok(true) | Err(_) => {
                             ok = false;
                             break 'outer;
                         }
                     }
                 };
+                rechecked = false;
                 let head = chain.head_index();
                 let written = write_frame(chain, mem, &frame);
                 if rx.add_used(mem, head, written).is_err() {
@@ -208,12 +215,12 @@ impl QueueHandler for NetQueues {
         if self.broken {
             return;
         }
-        if index == TX_QUEUE {
-            self.transmit();
+        match index {
+            TX_QUEUE => self.transmit(),
+            RX_QUEUE => {} // new receive buffers: the delivery below uses them
+            _ => return,
         }
-        if !self.broken {
-            self.deliver();
-        }
+        self.deliver();
     }
 
     fn host_sources(&self) -> Vec<(RawFd, EventSet)> {
@@ -222,19 +229,16 @@ impl QueueHandler for NetQueues {
 
     fn host_ready(&mut self, fd: RawFd, events: EventSet) {
         Self::backend(&self.backend).host_ready(fd, events);
-        if !self.broken {
-            self.deliver();
-        }
+        self.deliver();
     }
 }
 
 impl Drop for NetQueues {
     fn drop(&mut self) {
-        if self.tx_dropped > 0 {
-            tracing::debug!(
-                "virtio-net: {} malformed transmit chains dropped",
-                self.tx_dropped
-            );
-        }
+        let rx_dropped = Self::backend(&self.backend).to_guest().dropped();
+        tracing::debug!(
+            "virtio-net: stopping; so far {} malformed transmit chains and {rx_dropped} frames for the guest dropped",
+            self.tx_dropped
+        );
     }
 }

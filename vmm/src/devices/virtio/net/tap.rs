@@ -95,10 +95,6 @@ impl Tap {
             tx_dropped: 0,
         })
     }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }
 
 impl NetBackend for Tap {

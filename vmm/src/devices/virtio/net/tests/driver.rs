@@ -208,6 +208,15 @@ impl Driver {
         frames
     }
 
+    /// Makes the receive ring's index claim more buffers than the ring holds (a hostile driver).
+    pub fn corrupt_rx_avail_idx(&mut self) {
+        let bogus = self.rx.avail_idx.wrapping_add(QUEUE_SIZE + 1);
+        self.mem
+            .store(bogus, self.rx.avail.unchecked_add(2), Ordering::Release)
+            .unwrap();
+        self.rx_event.write(1).unwrap();
+    }
+
     /// Transmit descriptors free for [`send`](Self::send).
     pub fn can_send(&mut self) -> bool {
         for (id, _) in self.tx.take_used(&self.mem) {

@@ -274,7 +274,7 @@ fn net_user_busy_publish_port_is_an_error() {
         panic!("a busy port was published");
     };
     assert!(matches!(error, NetError::Publish { .. }), "{error:?}");
-    let message = error.to_string();
+    let message = format!("{:#}", anyhow::Error::from(error)); // as the VMM prints it
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
     assert!(message.to_lowercase().contains("in use"), "{message}");
 }
@@ -539,6 +539,30 @@ fn net_user_survives_malformed_transmit_chains() {
     driver.send(&arp_request(GATEWAY));
     let replies = arp_replies(&collect(&mut driver, Duration::from_millis(300)));
     assert_eq!(replies, [(EthernetAddress(ROUTER_MAC), GATEWAY)]);
+}
+
+#[test]
+fn net_bogus_receive_ring_index_does_not_hang_the_device() {
+    let mut net = Net::new(
+        NetMode::User {
+            publish: Vec::new(),
+        },
+        DEFAULT_MAC,
+    )
+    .unwrap();
+    let mut driver = Driver::activate_without_rx_buffers(&mut net, true);
+    driver.corrupt_rx_avail_idx();
+    driver.send(&arp_request(GATEWAY)); // a reply to deliver into the broken ring
+    std::thread::sleep(Duration::from_millis(100));
+    // A device stuck in a loop on its I/O thread could not be reset (the reset joins it).
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        net.reset();
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the device's I/O thread is stuck");
 }
 
 #[test]

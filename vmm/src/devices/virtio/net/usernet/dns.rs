@@ -252,9 +252,7 @@ impl Dns {
         let spawned = std::thread::Builder::new()
             .name("usernet-dns".into())
             .spawn(move || {
-                let result = (name.as_str(), 0)
-                    .to_socket_addrs()
-                    .map(|addrs| ipv4_only(addrs));
+                let result = (name.as_str(), 0).to_socket_addrs().map(ipv4_only);
                 let _ = results.send((ticket, result));
                 let _ = wake.write(1);
                 in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -165,6 +165,14 @@ impl UserNet {
         self.iface.poll(now, &mut self.link, &mut self.sockets);
     }
 
+    /// Hands a guest frame to the interface (polling it first if its inbound queue is full).
+    fn feed(&mut self, frame: &[u8]) {
+        if !self.link.feed(frame) {
+            self.poll_iface();
+            self.link.feed(frame);
+        }
+    }
+
     fn send(&mut self, frame: Option<Vec<u8>>) {
         if let Some(frame) = frame {
             self.link.to_guest.push(frame);
@@ -224,7 +232,7 @@ impl UserNet {
     fn guest_tcp(&mut self, frame: &[u8], packet: &Ipv4Frame<'_>, segment: &TcpRepr<'_>) {
         let dst = packet.ip.dst_addr;
         if dst == DNS {
-            self.link.feed(frame); // no TCP service there: the interface answers with a RST
+            self.feed(frame); // no TCP service there: the interface answers with a RST
             return;
         }
         if dst != GATEWAY {
@@ -233,7 +241,7 @@ impl UserNet {
             return;
         }
         if segment.control != TcpControl::Syn || segment.ack_number.is_some() {
-            self.link.feed(frame);
+            self.feed(frame);
             return;
         }
         let key = ConnKey::Outbound {
@@ -247,7 +255,7 @@ impl UserNet {
             let handle = self.conns.handle(id).expect("found");
             let state = self.sockets.get::<tcp::Socket>(handle).state();
             if !matches!(state, tcp::State::Closed | tcp::State::TimeWait) {
-                self.link.feed(frame); // a retransmission for a live connection
+                self.feed(frame); // a retransmission for a live connection
                 return;
             }
             // The port is being reused after the old connection ended: start afresh.
@@ -285,7 +293,7 @@ impl UserNet {
             return self.refuse(syn);
         }
         let handle = self.sockets.add(socket);
-        self.link.feed(syn);
+        self.feed(syn);
         self.poll_iface();
         if self.sockets.get::<tcp::Socket>(handle).state() == tcp::State::Listen {
             // smoltcp did not take the SYN after all: never leave a listener behind.
@@ -450,7 +458,7 @@ impl NetBackend for UserNet {
             GuestFrame::Arp(arp) => {
                 let reply = wire::proxy_arp_reply(&arp, GUEST);
                 self.send(reply);
-                self.link.feed(frame); // the interface answers for its own addresses, and learns
+                self.feed(frame); // the interface answers for its own addresses, and learns
             }
             GuestFrame::Ipv4(packet) => self.guest_ipv4(frame, &packet),
             GuestFrame::Other => {}

@@ -19,9 +19,6 @@ const ETHERNET_HEADER: usize = 14;
 const IPV4_HEADER: usize = 20;
 const UDP_HEADER: usize = 8;
 
-/// Largest UDP payload that fits one frame.
-pub const MAX_UDP_PAYLOAD: usize = MAX_FRAME - ETHERNET_HEADER - IPV4_HEADER - UDP_HEADER;
-
 /// Where a guest's datagram came from, so that an answer can go back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
@@ -283,6 +280,9 @@ pub fn proxy_arp_reply(arp: &ArpRepr, guest_ip: Ipv4Addr) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Largest UDP payload that fits one frame.
+    const MAX_UDP_PAYLOAD: usize = MAX_FRAME - ETHERNET_HEADER - IPV4_HEADER - UDP_HEADER;
     use crate::devices::virtio::net::usernet::GUEST;
 
     const GUEST_MAC: EthernetAddress = EthernetAddress([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
