@@ -3,14 +3,7 @@
 //! `main` reads the image, checks what the user asked for, builds the VM and runs it; every way
 //! the run can end becomes one exit code (see [`exit`]).
 
-mod boot;
-mod cli;
-mod devices;
-mod exit;
-mod image;
-mod kvm;
-mod memory;
-mod vm;
+use vmm::{boot, cli, devices, exit, image, kvm, memory, vm};
 
 use anyhow::Context;
 use clap::Parser;

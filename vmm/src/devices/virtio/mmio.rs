@@ -120,7 +120,8 @@ impl MmioTransport {
         self.device.device_features() | features::COMMON
     }
 
-    fn complain(&mut self, what: String) {
+    fn complain(&mut self, what: impl Into<String>) {
+        let what = what.into();
         if !self.complained {
             tracing::warn!(
                 "{}: {what} (further problems not logged until reset)",
@@ -175,7 +176,7 @@ impl MmioTransport {
         tracing::trace!("{}: write {offset:#x} {data:x?}", self.name);
         if offset >= CONFIG_SPACE {
             if self.status & STATUS_DRIVER == 0 {
-                self.complain(format!("config write before the driver set DRIVER"));
+                self.complain("config write before the driver set DRIVER");
                 return;
             }
             self.device.write_config(offset - CONFIG_SPACE, data);
@@ -303,7 +304,7 @@ impl MmioTransport {
             return false;
         }
         if self.driver_features & features::VERSION_1 == 0 {
-            self.complain(format!("legacy driver (no VIRTIO_F_VERSION_1)"));
+            self.complain("legacy driver (no VIRTIO_F_VERSION_1)");
             return false;
         }
         true
@@ -311,7 +312,7 @@ impl MmioTransport {
 
     fn activate(&mut self) {
         if self.status & STATUS_FEATURES_OK == 0 {
-            return self.needs_reset(format!("DRIVER_OK without FEATURES_OK"));
+            return self.needs_reset("DRIVER_OK without FEATURES_OK");
         }
         let event_idx = self.driver_features & features::RING_EVENT_IDX != 0;
         let mut queues = Vec::new();
@@ -351,7 +352,7 @@ impl MmioTransport {
         }
     }
 
-    fn needs_reset(&mut self, why: String) {
+    fn needs_reset(&mut self, why: impl Into<String>) {
         self.complain(why);
         self.status |= STATUS_NEEDS_RESET;
         self.config_generation = self.config_generation.wrapping_add(1);
