@@ -14,6 +14,7 @@ pub mod block;
 pub mod hal;
 pub mod misc;
 pub mod net;
+pub mod vsock;
 
 use crate::mm::{PhysAddr, paging};
 use alloc::vec::Vec;

@@ -20,6 +20,12 @@ pub enum Failure {
     Skipped(&'static str),
 }
 
+impl From<String> for Failure {
+    fn from(why: String) -> Self {
+        Failure::Failed(why)
+    }
+}
+
 impl From<&str> for Failure {
     fn from(why: &str) -> Self {
         Failure::Failed(why.into())
@@ -72,6 +78,10 @@ const TESTS: &[KernelTest] = &[
     (
         "virtio_net_dhcp_and_tcp_echo",
         virtio::net_dhcp_and_tcp_echo,
+    ),
+    (
+        "virtio_vsock_echo_with_the_host",
+        virtio::vsock_echo_with_the_host,
     ),
 ];
 

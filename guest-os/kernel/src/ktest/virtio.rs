@@ -21,6 +21,8 @@ static SCRATCH: Mutex<Option<usize>> = Mutex::new(None);
 
 /// Port of the host's TCP echo server on its loopback, from `noa.ktest.echo`.
 static ECHO_PORT: Mutex<Option<u16>> = Mutex::new(None);
+/// Host vsock port of an echo service (a Unix socket `UDS_PORT` on the host), from `noa.ktest.vsock`.
+static VSOCK_PORT: Mutex<Option<u32>> = Mutex::new(None);
 
 /// Bytes of the scratch pattern, and how many requests carry it.
 pub const SCRATCH_BYTES: usize = 64 * 1024;
@@ -37,6 +39,9 @@ pub fn set_up(cmdline: &str) {
         .filter(|letter| letter.len() == 1)
         .map(|letter| usize::from(letter.as_bytes()[0].wrapping_sub(b'a')));
     *ECHO_PORT.lock() = Cmdline::values(cmdline, "noa.ktest.echo")
+        .next()
+        .and_then(|port| port.parse().ok());
+    *VSOCK_PORT.lock() = Cmdline::values(cmdline, "noa.ktest.vsock")
         .next()
         .and_then(|port| port.parse().ok());
 }
@@ -211,5 +216,41 @@ pub fn net_dhcp_and_tcp_echo() -> TestResult {
         .get_mut::<smoltcp::socket::tcp::Socket>(socket)
         .close();
     stack.run_until(Duration::from_millis(200), |_| false);
+    Ok(())
+}
+
+/// A vsock stream to the host's echo service (`noa.ktest.vsock=PORT`): connect, send, read the
+/// echo, shut down.
+pub fn vsock_echo_with_the_host() -> TestResult {
+    use hal_pv::virtio::vsock::Vsock;
+    const LOCAL_PORT: u32 = 40_000;
+    const SECOND: u64 = 1_000_000_000;
+    let device = take(Kind::Socket, 0).ok_or(Failure::Skipped("no virtio-vsock device"))?;
+    let mut vsock = Vsock::open(device)?;
+    ensure!(vsock.guest_cid() >= 3, "guest CID {}", vsock.guest_cid());
+    let port = VSOCK_PORT
+        .lock()
+        .ok_or(Failure::Skipped("no noa.ktest.vsock=PORT"))?;
+    vsock
+        .connect(port, LOCAL_PORT, 5 * SECOND)
+        .map_err(|e| alloc::format!("connect to host port {port}: {e:?}"))?;
+    let message = b"noa-vsock: ping through the host's unix socket";
+    vsock
+        .send(port, LOCAL_PORT, message)
+        .map_err(|e| alloc::format!("send: {e:?}"))?;
+    let mut echoed = Vec::new();
+    let mut buf = [0u8; 256];
+    while echoed.len() < message.len() {
+        let n = vsock
+            .recv(port, LOCAL_PORT, &mut buf, 5 * SECOND)
+            .map_err(|e| alloc::format!("recv: {e:?}"))?;
+        echoed.extend_from_slice(&buf[..n]);
+    }
+    ensure!(
+        echoed == message,
+        "echo returned {:?}",
+        core::str::from_utf8(&echoed)
+    );
+    let _ = vsock.shutdown(port, LOCAL_PORT);
     Ok(())
 }

@@ -50,7 +50,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 use tcp_nat::{Started, TcpNat};
-use vmm_sys_util::epoll::{Epoll, EpollEvent};
+use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent};
 use vmm_sys_util::timerfd::TimerFd;
 use wire::{GuestFrame, Ipv4Frame, Peer};
 
@@ -118,11 +118,7 @@ impl UserNet {
         forwards.watch(&epoll).map_err(SetupError::Host)?;
         let event = EpollEvent::new(EventSet::IN, TOKEN_DNS);
         epoll
-            .ctl(
-                vmm_sys_util::epoll::ControlOperation::Add,
-                dns.wake_fd().as_raw_fd(),
-                event,
-            )
+            .ctl(ControlOperation::Add, dns.wake_fd().as_raw_fd(), event)
             .map_err(SetupError::Host)?;
 
         let start = std::time::Instant::now();
@@ -134,7 +130,7 @@ impl UserNet {
             for address in [GATEWAY, DNS] {
                 addrs
                     .push(IpCidr::new(IpAddress::Ipv4(address), PREFIX_LEN))
-                    .expect("room for two addresses");
+                    .expect("smoltcp's IFACE_MAX_ADDR_COUNT is 2: room for both");
             }
         });
         Ok(UserNet {
@@ -251,8 +247,7 @@ impl UserNet {
         if self.nat.is_connecting(key) {
             return; // a retransmitted SYN: its host connect is still under way
         }
-        if let Some(id) = self.conns.find(key) {
-            let handle = self.conns.handle(id).expect("found");
+        if let Some((id, handle)) = self.conns.find(key) {
             let state = self.sockets.get::<tcp::Socket>(handle).state();
             if !matches!(state, tcp::State::Closed | tcp::State::TimeWait) {
                 self.feed(frame); // a retransmission for a live connection

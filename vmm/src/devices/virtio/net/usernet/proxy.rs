@@ -186,15 +186,12 @@ impl Connections {
         self.conns.len()
     }
 
-    pub fn find(&self, key: ConnKey) -> Option<u64> {
+    /// The id and smoltcp socket of the connection `key`.
+    pub fn find(&self, key: ConnKey) -> Option<(u64, SocketHandle)> {
         self.conns
             .iter()
             .find(|(_, conn)| conn.key == key)
-            .map(|(&id, _)| id)
-    }
-
-    pub fn handle(&self, id: u64) -> Option<SocketHandle> {
-        self.conns.get(&id).map(|conn| conn.handle)
+            .map(|(&id, conn)| (id, conn.handle))
     }
 
     /// Adds a connection whose smoltcp socket is `handle`.
