@@ -8,6 +8,8 @@ pub struct Cmdline<'a> {
     pub ktest: Option<&'a str>,
     /// `noa.test=ACTION`: a deliberate failure for the VMM's crash-path tests.
     pub test_action: Option<&'a str>,
+    /// `noa.kbench=NAME`: run an in-guest benchmark.
+    pub kbench: Option<&'a str>,
 }
 
 impl<'a> Cmdline<'a> {
@@ -18,6 +20,7 @@ impl<'a> Cmdline<'a> {
             match key {
                 "noa.ktest" => cmdline.ktest = Some(value),
                 "noa.test" => cmdline.test_action = Some(value),
+                "noa.kbench" => cmdline.kbench = Some(value),
                 _ => {}
             }
         }

@@ -10,6 +10,7 @@
 extern crate alloc;
 
 mod cmdline;
+mod kbench;
 mod ktest;
 mod net;
 
@@ -26,9 +27,10 @@ fn kernel_main(info: BootInfo) -> ! {
     if let Some(action) = cmdline.test_action {
         test_action(action);
     }
-    let code = match cmdline.ktest {
-        Some(filter) => ktest::run_all(filter, info.cmdline),
-        None => 0,
+    let code = match (cmdline.ktest, cmdline.kbench) {
+        (Some(filter), _) => ktest::run_all(filter, info.cmdline),
+        (None, Some(name)) => kbench::run(name, info.cmdline),
+        (None, None) => 0,
     };
     power_off(code, PowerOffReason::Normal)
 }

@@ -1,0 +1,76 @@
+//! In-guest benchmarks (`noa.kbench=NAME` on the command line), run by `cargo xtask bench`:
+//! they print one `NOA-KBENCH name=… bytes=… ns=…` line per measurement, timed with the guest's
+//! clock; the host side computes rates and compares them with its own run of the same work.
+//!
+//! - `block_read`: reads the first `noa.kbench.mib` MiB (default 64) of the disk
+//!   `noa.kbench.disk` (default vdb) sequentially, 1 MiB per request, 4 requests in flight.
+//! - `block_write`: writes the same way (the disk must be a scratch volume).
+
+use crate::cmdline::Cmdline;
+use alloc::vec;
+use alloc::vec::Vec;
+use hal_pv::println;
+use hal_pv::virtio::block::{Block, Request, SECTOR_BYTES};
+use hal_pv::virtio::{self, Kind};
+
+const REQUEST_BYTES: usize = 1024 * 1024;
+const IN_FLIGHT: usize = 4;
+
+/// Runs the benchmark `name`; returns the exit code.
+pub fn run(name: &str, cmdline: &str) -> u8 {
+    let value = |key| Cmdline::values(cmdline, key).next();
+    let mib: usize = value("noa.kbench.mib").and_then(|v| v.parse().ok()).unwrap_or(64);
+    let disk_index = value("noa.kbench.disk")
+        .and_then(|d| d.strip_prefix("vd"))
+        .and_then(|d| d.bytes().next())
+        .map_or(1, |letter| usize::from(letter.wrapping_sub(b'a')));
+    let Some(device) = virtio::discover(cmdline).into_iter().filter(|d| d.kind == Kind::Block).nth(disk_index)
+    else {
+        println!("NOA-KBENCH error=no-disk");
+        return 1;
+    };
+    let mut disk = match Block::open(device) {
+        Ok(disk) => disk,
+        Err(e) => {
+            println!("NOA-KBENCH error={e}");
+            return 1;
+        }
+    };
+    let bytes = (mib * 1024 * 1024).min(disk.capacity_sectors() as usize * SECTOR_BYTES);
+    let write = match name {
+        "block_read" => false,
+        "block_write" => true,
+        _ => {
+            println!("NOA-KBENCH error=unknown-benchmark name={name}");
+            return 2;
+        }
+    };
+    let mut buffers: Vec<Vec<u8>> = (0..IN_FLIGHT).map(|i| vec![i as u8; REQUEST_BYTES]).collect();
+    let sectors_per_request = (REQUEST_BYTES / SECTOR_BYTES) as u64;
+    let start = hal_pv::time::now_ns();
+    let mut offset = 0;
+    while offset < bytes {
+        let batch = ((bytes - offset) / REQUEST_BYTES).clamp(1, IN_FLIGHT);
+        let first_sector = (offset / SECTOR_BYTES) as u64;
+        let mut requests: Vec<Request> = buffers[..batch]
+            .iter_mut()
+            .enumerate()
+            .map(|(i, buf)| {
+                let sector = first_sector + i as u64 * sectors_per_request;
+                if write { Request::Write { sector, buf } } else { Request::Read { sector, buf } }
+            })
+            .collect();
+        if let Err(e) = disk.batch(&mut requests) {
+            println!("NOA-KBENCH error={e}");
+            return 1;
+        }
+        offset += batch * REQUEST_BYTES;
+    }
+    if write && disk.flush().is_err() {
+        println!("NOA-KBENCH error=flush");
+        return 1;
+    }
+    let ns = hal_pv::time::now_ns() - start;
+    println!("NOA-KBENCH name={name} bytes={offset} ns={ns}");
+    0
+}
