@@ -41,6 +41,17 @@ pub struct Cli {
     #[arg(long, value_name = "FILE:GUESTPATH[:ro]")]
     pub volume: Vec<Volume>,
 
+    /// The guest's network: `user` (a private NAT inside the VMM: the guest is 10.0.2.15 and
+    /// reaches the host's loopback as 10.0.2.2, nothing else), `tap:NAME` (a host tap interface)
+    /// or `none`.
+    #[arg(long, value_name = "user|tap:NAME|none", default_value = "user")]
+    pub net: crate::devices::virtio::net::NetArg,
+
+    /// Forward the host's TCP port HOSTPORT (on HOSTIP, 127.0.0.1 unless given) to the guest's
+    /// GUESTPORT; `--net user` only; repeatable.
+    #[arg(long, value_name = "[HOSTIP:]HOSTPORT:GUESTPORT")]
+    pub publish: Vec<crate::devices::virtio::net::Publish>,
+
     /// Log what the VMM does (to stderr).
     #[arg(long, short)]
     pub verbose: bool,

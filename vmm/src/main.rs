@@ -63,7 +63,8 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
     let vm = hypervisor.create_vm(&mem).internal()?;
     let mut cmdline = cmdline;
     let disks = open_disks(cli).usage()?;
-    let mmio = attach_devices(&vm, &mem, disks, &mut cmdline).internal()?;
+    let net = open_network(cli).usage()?;
+    let mmio = attach_devices(&vm, &mem, disks, net, &mut cmdline).internal()?;
     let boot = boot::setup(&mem, mem_bytes, &kernel, &kernel_name, &cmdline, cli.cpus).usage()?;
     tracing::debug!(
         "kernel {kernel_name}: PVH entry {:#x}; cmdline {cmdline:?}",
@@ -100,12 +101,32 @@ fn open_disks(cli: &cli::Cli) -> anyhow::Result<Vec<devices::virtio::block::Bloc
     Ok(disks)
 }
 
+/// The network device of `--net` and `--publish` (None for `--net none`). Built before boot, so
+/// that a busy `--publish` port or a tap that cannot be opened is a usage error.
+fn open_network(cli: &cli::Cli) -> anyhow::Result<Option<devices::virtio::net::Net>> {
+    use devices::virtio::net::{DEFAULT_MAC, Net};
+    let Some(mode) = cli
+        .net
+        .clone()
+        .into_mode(cli.publish.clone())
+        .map_err(anyhow::Error::msg)?
+    else {
+        return Ok(None);
+    };
+    let net = Net::new(mode, DEFAULT_MAC)?;
+    for (publish, addr) in net.published() {
+        tracing::debug!("--publish {publish}: listening on {addr}");
+    }
+    Ok(Some(net))
+}
+
 /// The paravirtual devices, each announced on the kernel command line: the disks first (so they
 /// get the lowest addresses, in order: vda, vdb, …), then entropy.
 fn attach_devices(
     vm: &kvm_ioctls::VmFd,
     mem: &vm_memory::GuestMemoryMmap,
     disks: Vec<devices::virtio::block::Block>,
+    net: Option<devices::virtio::net::Net>,
     cmdline: &mut String,
 ) -> anyhow::Result<devices::mmio_bus::MmioBus> {
     use devices::virtio::rng::Rng;
@@ -114,6 +135,9 @@ fn attach_devices(
         bus.attach(vm, mem, Box::new(disk), "virtio-blk", cmdline)?;
     }
     bus.attach(vm, mem, Box::new(Rng::new()), "virtio-rng", cmdline)?;
+    if let Some(net) = net {
+        bus.attach(vm, mem, Box::new(net), "virtio-net", cmdline)?;
+    }
     Ok(bus)
 }
 

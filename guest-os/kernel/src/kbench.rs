@@ -19,12 +19,17 @@ const IN_FLIGHT: usize = 4;
 /// Runs the benchmark `name`; returns the exit code.
 pub fn run(name: &str, cmdline: &str) -> u8 {
     let value = |key| Cmdline::values(cmdline, key).next();
-    let mib: usize = value("noa.kbench.mib").and_then(|v| v.parse().ok()).unwrap_or(64);
+    let mib: usize = value("noa.kbench.mib")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
     let disk_index = value("noa.kbench.disk")
         .and_then(|d| d.strip_prefix("vd"))
         .and_then(|d| d.bytes().next())
         .map_or(1, |letter| usize::from(letter.wrapping_sub(b'a')));
-    let Some(device) = virtio::discover(cmdline).into_iter().filter(|d| d.kind == Kind::Block).nth(disk_index)
+    let Some(device) = virtio::discover(cmdline)
+        .into_iter()
+        .filter(|d| d.kind == Kind::Block)
+        .nth(disk_index)
     else {
         println!("NOA-KBENCH error=no-disk");
         return 1;
@@ -45,7 +50,9 @@ pub fn run(name: &str, cmdline: &str) -> u8 {
             return 2;
         }
     };
-    let mut buffers: Vec<Vec<u8>> = (0..IN_FLIGHT).map(|i| vec![i as u8; REQUEST_BYTES]).collect();
+    let mut buffers: Vec<Vec<u8>> = (0..IN_FLIGHT)
+        .map(|i| vec![i as u8; REQUEST_BYTES])
+        .collect();
     let sectors_per_request = (REQUEST_BYTES / SECTOR_BYTES) as u64;
     let start = hal_pv::time::now_ns();
     let mut offset = 0;
@@ -57,7 +64,11 @@ pub fn run(name: &str, cmdline: &str) -> u8 {
             .enumerate()
             .map(|(i, buf)| {
                 let sector = first_sector + i as u64 * sectors_per_request;
-                if write { Request::Write { sector, buf } } else { Request::Read { sector, buf } }
+                if write {
+                    Request::Write { sector, buf }
+                } else {
+                    Request::Read { sector, buf }
+                }
             })
             .collect();
         if let Err(e) = disk.batch(&mut requests) {

@@ -12,6 +12,7 @@
 pub mod block;
 pub mod interrupt;
 pub mod mmio;
+pub mod net;
 pub mod queue;
 pub mod rng;
 pub mod worker;

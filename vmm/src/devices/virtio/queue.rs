@@ -18,11 +18,13 @@ pub fn serve(
     mut handle: impl FnMut(Chain<'_>) -> u32,
 ) -> bool {
     let mut used_any = false;
+    let mut popped_this_pass = true;
     loop {
         if queue.disable_notification(mem).is_err() {
             return false;
         }
         while let Some(chain) = queue.pop_descriptor_chain(mem) {
+            popped_this_pass = true;
             let head = chain.head_index();
             let written = handle(chain);
             if queue.add_used(mem, head, written).is_err() {
@@ -31,7 +33,11 @@ pub fn serve(
             used_any = true;
         }
         match queue.enable_notification(mem) {
-            Ok(true) => continue, // more arrived while notifications were off
+            // More arrived while notifications were off. Twice with nothing to pop means the
+            // driver's available index is bogus (ahead by more than the queue size): give up
+            // rather than spin.
+            Ok(true) if popped_this_pass => popped_this_pass = false,
+            Ok(true) => return false,
             Ok(false) => break,
             Err(_) => return false,
         }

@@ -17,6 +17,12 @@ pub struct Link {
     pub to_guest: FrameQueue,
 }
 
+impl Default for Link {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Link {
     pub fn new() -> Self {
         Link {

@@ -479,7 +479,7 @@ impl NetBackend for UserNet {
     }
 
     fn open_connections(&self) -> usize {
-        self.conns.len() + self.nat.len()
+        self.conns.count() + self.nat.count()
     }
 
     fn reset(&mut self) {

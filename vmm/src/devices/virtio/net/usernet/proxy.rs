@@ -182,7 +182,8 @@ pub struct Connections {
 }
 
 impl Connections {
-    pub fn len(&self) -> usize {
+    /// Connections open.
+    pub fn count(&self) -> usize {
         self.conns.len()
     }
 

@@ -48,7 +48,8 @@ pub fn connecting_token(id: u64) -> u64 {
 }
 
 impl TcpNat {
-    pub fn len(&self) -> usize {
+    /// Connects in progress.
+    pub fn count(&self) -> usize {
         self.connecting.len()
     }
 
