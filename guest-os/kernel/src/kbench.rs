@@ -5,6 +5,8 @@
 //! - `block_read`: reads the first `noa.kbench.mib` MiB (default 64) of the disk
 //!   `noa.kbench.disk` (default vdb) sequentially, 1 MiB per request, 4 requests in flight.
 //! - `block_write`: writes the same way (the disk must be a scratch volume).
+//! - `tcp_sink`: takes a DHCP lease, listens on TCP port `noa.kbench.port` (default 5001),
+//!   accepts one connection and reads it to the end; the host pushes data through a port forward.
 
 use crate::cmdline::Cmdline;
 use alloc::vec;
@@ -19,6 +21,10 @@ const IN_FLIGHT: usize = 4;
 /// Runs the benchmark `name`; returns the exit code.
 pub fn run(name: &str, cmdline: &str) -> u8 {
     let value = |key| Cmdline::values(cmdline, key).next();
+    if name == "tcp_sink" {
+        let port = value("noa.kbench.port").and_then(|p| p.parse().ok()).unwrap_or(5001);
+        return tcp_sink(cmdline, port);
+    }
     let mib: usize = value("noa.kbench.mib")
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
@@ -83,5 +89,55 @@ pub fn run(name: &str, cmdline: &str) -> u8 {
     }
     let ns = hal_pv::time::now_ns() - start;
     println!("NOA-KBENCH name={name} bytes={offset} ns={ns}");
+    0
+}
+
+/// Reads one TCP connection on `port` to its end; prints the bytes and the time from the first
+/// byte to the end.
+fn tcp_sink(cmdline: &str, port: u16) -> u8 {
+    use crate::net::Stack;
+    use smoltcp::socket::tcp::{Socket, State};
+    use smoltcp::time::Duration;
+
+    let Some(device) = virtio::discover(cmdline).into_iter().find(|d| d.kind == Kind::Network) else {
+        println!("NOA-KBENCH error=no-network-card");
+        return 1;
+    };
+    let card = match hal_pv::virtio::net::Net::open(device) {
+        Ok(card) => card,
+        Err(e) => {
+            println!("NOA-KBENCH error={e}");
+            return 1;
+        }
+    };
+    let mut stack = Stack::new(card);
+    if stack.dhcp(Duration::from_secs(10)).is_none() {
+        println!("NOA-KBENCH error=no-dhcp-lease");
+        return 1;
+    }
+    let socket = stack.tcp_socket(256 * 1024);
+    if stack.sockets.get_mut::<Socket>(socket).listen(port).is_err() {
+        println!("NOA-KBENCH error=listen");
+        return 1;
+    }
+    println!("NOA-KBENCH listening port={port}");
+    let (mut bytes, mut first, mut last) = (0u64, 0u64, 0u64);
+    stack.run_until(Duration::from_secs(120), |s| {
+        let tcp = s.sockets.get_mut::<Socket>(socket);
+        while tcp.can_recv() {
+            if let Ok(n) = tcp.recv(|data| (data.len(), data.len())) {
+                if bytes == 0 {
+                    first = hal_pv::time::now_ns();
+                }
+                bytes += n as u64;
+                last = hal_pv::time::now_ns();
+            }
+        }
+        if bytes > 0 && !tcp.may_recv() {
+            tcp.close();
+        }
+        bytes > 0 && matches!(tcp.state(), State::Closed | State::TimeWait | State::LastAck | State::Closing)
+    });
+    println!("NOA-KBENCH name=tcp_sink bytes={bytes} ns={}", last.saturating_sub(first));
     0
 }
