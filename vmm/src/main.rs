@@ -129,12 +129,18 @@ fn attach_devices(
     net: Option<devices::virtio::net::Net>,
     cmdline: &mut String,
 ) -> anyhow::Result<devices::mmio_bus::MmioBus> {
+    use devices::virtio::console::Console;
     use devices::virtio::rng::Rng;
+    use std::os::fd::AsFd;
     let mut bus = devices::mmio_bus::MmioBus::default();
     for disk in disks {
         bus.attach(vm, mem, Box::new(disk), "virtio-blk", cmdline)?;
     }
     bus.attach(vm, mem, Box::new(Rng::new()), "virtio-rng", cmdline)?;
+    // The console writes to stdout and reads stdin (a duplicate: the console owns its copy).
+    let stdin = std::io::stdin().as_fd().try_clone_to_owned().ok();
+    let console = Console::new(Box::new(std::io::stdout()), stdin);
+    bus.attach(vm, mem, Box::new(console), "virtio-console", cmdline)?;
     if let Some(net) = net {
         bus.attach(vm, mem, Box::new(net), "virtio-net", cmdline)?;
     }

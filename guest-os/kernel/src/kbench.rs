@@ -22,7 +22,9 @@ const IN_FLIGHT: usize = 4;
 pub fn run(name: &str, cmdline: &str) -> u8 {
     let value = |key| Cmdline::values(cmdline, key).next();
     if name == "tcp_sink" {
-        let port = value("noa.kbench.port").and_then(|p| p.parse().ok()).unwrap_or(5001);
+        let port = value("noa.kbench.port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(5001);
         return tcp_sink(cmdline, port);
     }
     let mib: usize = value("noa.kbench.mib")
@@ -99,7 +101,10 @@ fn tcp_sink(cmdline: &str, port: u16) -> u8 {
     use smoltcp::socket::tcp::{Socket, State};
     use smoltcp::time::Duration;
 
-    let Some(device) = virtio::discover(cmdline).into_iter().find(|d| d.kind == Kind::Network) else {
+    let Some(device) = virtio::discover(cmdline)
+        .into_iter()
+        .find(|d| d.kind == Kind::Network)
+    else {
         println!("NOA-KBENCH error=no-network-card");
         return 1;
     };
@@ -116,7 +121,12 @@ fn tcp_sink(cmdline: &str, port: u16) -> u8 {
         return 1;
     }
     let socket = stack.tcp_socket(256 * 1024);
-    if stack.sockets.get_mut::<Socket>(socket).listen(port).is_err() {
+    if stack
+        .sockets
+        .get_mut::<Socket>(socket)
+        .listen(port)
+        .is_err()
+    {
         println!("NOA-KBENCH error=listen");
         return 1;
     }
@@ -136,8 +146,15 @@ fn tcp_sink(cmdline: &str, port: u16) -> u8 {
         if bytes > 0 && !tcp.may_recv() {
             tcp.close();
         }
-        bytes > 0 && matches!(tcp.state(), State::Closed | State::TimeWait | State::LastAck | State::Closing)
+        bytes > 0
+            && matches!(
+                tcp.state(),
+                State::Closed | State::TimeWait | State::LastAck | State::Closing
+            )
     });
-    println!("NOA-KBENCH name=tcp_sink bytes={bytes} ns={}", last.saturating_sub(first));
+    println!(
+        "NOA-KBENCH name=tcp_sink bytes={bytes} ns={}",
+        last.saturating_sub(first)
+    );
     0
 }

@@ -10,6 +10,7 @@
 //! the devices validate it and never panic.
 
 pub mod block;
+pub mod console;
 pub mod interrupt;
 pub mod mmio;
 pub mod net;

@@ -158,14 +158,11 @@ impl HostInput {
             Ok(()) => self.watching = want,
             Err(e) if !want && e.kind() == io::ErrorKind::WouldBlock => self.watching = false,
             Err(e) => {
-                // Not expected (the fd and the set are ours); stop reading rather than spin.
+                // Not expected (the fd and the set are ours): stop reading rather than risk a spin.
                 tracing::error!(
                     "virtio-console: cannot watch the input, ignoring it from now on: {e}"
                 );
                 self.eof = true;
-                if want {
-                    self.watching = false;
-                }
             }
         }
     }

@@ -2,11 +2,11 @@
 //!
 //! Queue 0 (receiveq) carries host input to the guest, queue 1 (transmitq) guest output to the
 //! host. This file owns the device model ([`Console`], its [`VirtioDevice`] impl and config space)
-//! and the I/O thread's handler, which runs both queues; [`output`] copies transmit chains to the
-//! output sink, [`input`] reads the host input fd into a bounded buffer and copies it into receive
+//! and the I/O thread's handler, which runs both queues; `output.rs` copies transmit chains to the
+//! output sink, `input.rs` reads the host input fd into a bounded buffer and copies it into receive
 //! chains.
 //!
-//! The sink and the input live in a [`Port`] shared with the worker, not inside it: a reset drops
+//! The sink and the input live in a `Port` shared with the worker, not inside it: a reset drops
 //! the worker (and its thread), and the next activation gets the same port back. Input read from
 //! the host but not yet given to the guest survives a reset; it is host-side data, not device
 //! state, and the next driver gets it.
@@ -135,9 +135,9 @@ impl VirtioDevice for Console {
                 queue_events.len()
             );
         }
-        // Input buffered before a reset, or posted buffers from before DRIVER_OK: one receive
-        // pass at start delivers it (a write to our copy of the receiveq's notification eventfd).
-        let kick = queue_events[RX].try_clone()?;
+        // Input buffered before a reset: one receive pass at start delivers it. The worker finds
+        // the receiveq's notification eventfd already signalled.
+        queue_events[RX].write(1)?;
         let handler = ConsoleQueues {
             mem,
             rx,
@@ -150,7 +150,6 @@ impl VirtioDevice for Console {
             complaints: Complaints::default(),
         };
         self.worker = Some(Worker::spawn("virtio-console", queue_events, handler)?);
-        kick.write(1)?;
         Ok(())
     }
 
@@ -188,7 +187,8 @@ enum Complaint {
     RxReadOnly = 8,
     RxBadAddress = 16,
     SinkFailed = 32,
-    QueueBroken = 64,
+    TxBroken = 64,
+    RxBroken = 128,
 }
 
 impl Complaints {
@@ -215,10 +215,11 @@ trait ChainHandler {
     ) -> u32;
 }
 
-/// Serves `queue` while `handler` wants chains: like [`super::queue::serve`], plus the early stop
-/// the receiveq needs, and an avail index that runs more than a queue's worth ahead (which
-/// virtio-queue refuses to iterate, while its `enable_notification` keeps reporting "more") is
-/// taken as a broken queue instead of retried forever. Returns false if the queue is unusable.
+/// Serves `queue` while `handler` wants chains: [`super::queue::serve`] plus the early stop the
+/// receiveq needs (it must not take buffers it has nothing to put in). An avail index more than a
+/// queue's worth ahead, which virtio-queue refuses to iterate while its `enable_notification`
+/// keeps reporting "more", is caught where the iteration fails. Returns false if the queue is
+/// unusable.
 fn serve(
     queue: &mut Queue,
     mem: &GuestMemoryMmap,
@@ -292,7 +293,7 @@ impl ConsoleQueues {
             self.tx_broken = true;
             let what = "the transmit queue's rings are unusable; ignoring it until reset";
             self.complaints
-                .warn(Complaint::QueueBroken, format_args!("{what}"));
+                .warn(Complaint::TxBroken, format_args!("{what}"));
         }
     }
 
@@ -313,7 +314,7 @@ impl ConsoleQueues {
             self.rx_broken = true;
             let what = "the receive queue's rings are unusable; ignoring it until reset";
             self.complaints
-                .warn(Complaint::QueueBroken, format_args!("{what}"));
+                .warn(Complaint::RxBroken, format_args!("{what}"));
         }
         input.update_interest();
     }

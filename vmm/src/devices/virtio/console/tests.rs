@@ -474,7 +474,12 @@ fn console_receive_buffer_is_bounded_and_loses_nothing() {
     let pattern = |i: usize| (i % 251) as u8;
     let mut written = 0usize;
     let mut full_rounds = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
     while full_rounds < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the device never buffered {MAX_PENDING_BYTES} bytes"
+        );
         let chunk: Vec<u8> = (written..written + 4096).map(pattern).collect();
         match writer.write(&chunk) {
             Ok(n) => {
@@ -482,7 +487,8 @@ fn console_receive_buffer_is_bounded_and_loses_nothing() {
                 full_rounds = 0;
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if h.input_state().2 == MAX_PENDING_BYTES {
+                // The pipe is full; once the device has stopped taking input too, we are done.
+                if h.input_state().2 >= MAX_PENDING_BYTES {
                     full_rounds += 1;
                 }
                 std::thread::sleep(Duration::from_millis(5));
