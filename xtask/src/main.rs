@@ -3,6 +3,7 @@
 //! Artifacts go to `target/noa/`: `vmm`, `kernel.elf` (with symbols) and `guest.img` (ext2, with
 //! the stripped kernel at `/boot/kernel` and `/boot/cmdline`).
 
+mod bench;
 mod build;
 mod deps;
 mod image;
@@ -35,13 +36,13 @@ enum Command {
     },
     /// Build, then run every test: unit tests, KVM boots, in-guest ktests, the QEMU cross-check.
     Test,
-    /// Build, then run a benchmark (`boot`).
+    /// Build, then run a benchmark: `boot`, `block` or `net` (see bench/README.md).
     Bench {
         #[arg(default_value = "boot")]
         which: String,
-        /// Runs per variant.
-        #[arg(long, default_value_t = 20)]
-        runs: u32,
+        /// Runs per variant (each benchmark has its own default).
+        #[arg(long)]
+        runs: Option<u32>,
     },
 }
 
@@ -71,31 +72,6 @@ fn main() -> Result<()> {
             std::process::exit(status.code().unwrap_or(1));
         }
         Command::Test => test::all(),
-        Command::Bench { which, runs } => {
-            anyhow::ensure!(which == "boot", "unknown benchmark '{which}' (known: boot)");
-            let noa = build::all()?;
-            build::run(
-                build::cargo()
-                    .args([
-                        "run",
-                        "--quiet",
-                        "--release",
-                        "-p",
-                        "bench",
-                        "--",
-                        "boot",
-                        "--runs",
-                    ])
-                    .arg(runs.to_string())
-                    .arg("--vmm")
-                    .arg(noa.join("vmm"))
-                    .arg("--image")
-                    .arg(noa.join("guest.img"))
-                    .arg("--kernel")
-                    .arg(noa.join("kernel.elf"))
-                    .arg("--json")
-                    .arg(noa.join("bench-boot.json")),
-            )
-        }
+        Command::Bench { which, runs } => bench::run(&which, runs),
     }
 }
