@@ -15,7 +15,9 @@ pub struct Cmdline<'a> {
 impl<'a> Cmdline<'a> {
     pub fn parse(line: &'a str) -> Self {
         let mut cmdline = Cmdline::default();
-        for word in line.split_ascii_whitespace() {
+        // Only `noa.` words matter here; skipping the rest by prefix keeps this cheap at boot
+        // (the VMM adds a long `virtio_mmio.device=` word per device).
+        for word in line.split(' ').filter(|word| word.starts_with("noa.")) {
             let (key, value) = word.split_once('=').unwrap_or((word, ""));
             match key {
                 "noa.ktest" => cmdline.ktest = Some(value),

@@ -52,6 +52,11 @@ impl StartInfo {
     /// The command line; bytes that are not UTF-8 end it early.
     pub fn cmdline(&self) -> &str {
         let bytes = &self.cmdline[..self.cmdline_len];
+        if bytes.is_ascii() {
+            // SAFETY: ASCII is UTF-8. (`is_ascii` checks a word at a time; `from_utf8` goes byte
+            // by byte, and every instruction counts at boot on PVM hosts.)
+            return unsafe { core::str::from_utf8_unchecked(bytes) };
+        }
         match core::str::from_utf8(bytes) {
             Ok(s) => s,
             Err(e) => core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
@@ -88,16 +93,44 @@ pub unsafe fn read(paddr: u64, out: &mut StartInfo) {
     }
     if info.cmdline_paddr != 0 {
         let src = phys(info.cmdline_paddr) as *const u8;
-        let mut len = 0;
-        while len < MAX_CMDLINE {
-            // SAFETY: the string is NUL-terminated; we stop at the NUL or at our buffer's end.
-            let byte = unsafe { src.add(len).read() };
-            if byte == 0 {
-                break;
-            }
-            out.cmdline[len] = byte;
-            len += 1;
-        }
+        // SAFETY: the loader wrote a NUL-terminated string there; `strlen` reads no further than
+        // the aligned word holding the NUL (or our buffer's size), which lies in the same page.
+        let len = unsafe { strlen(src, MAX_CMDLINE) };
+        // SAFETY: `len` bytes of the source are readable; the destination holds MAX_CMDLINE.
+        unsafe { core::ptr::copy_nonoverlapping(src, out.cmdline.as_mut_ptr(), len) };
         out.cmdline_len = len;
     }
+}
+
+/// The length of the NUL-terminated string at `src`, at most `max`, looking at a word at a time
+/// (the command line is a few hundred bytes, and each ring-0 instruction is emulated on PVM hosts).
+///
+/// # Safety
+/// The string is readable up to its NUL, or `max` bytes, plus the rest of that aligned word.
+unsafe fn strlen(src: *const u8, max: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let byte = |at: usize| {
+        // SAFETY: the caller guarantees `at` is readable (`at` never passes the NUL or `max`).
+        unsafe { src.add(at).read() }
+    };
+    let mut len = 0;
+    while len < max && (src as usize + len) % 8 != 0 {
+        if byte(len) == 0 {
+            return len;
+        }
+        len += 1;
+    }
+    while len + 8 <= max {
+        // SAFETY: aligned, and before (or containing) the NUL.
+        let word = unsafe { (src.add(len) as *const u64).read() };
+        if word.wrapping_sub(ONES) & !word & HIGHS != 0 {
+            break; // a zero byte in this word
+        }
+        len += 8;
+    }
+    while len < max && byte(len) != 0 {
+        len += 1;
+    }
+    len
 }
