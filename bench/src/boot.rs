@@ -8,13 +8,13 @@
 //! (0 << 1) | 1). Timing one process is `child`'s job; printing is `report`'s.
 
 use crate::child::{self, Ended, Run};
+use crate::common::{Host, command, host, millis, shell_words, strings, tail};
 use crate::parse::{self, BootLine};
 use crate::stats::Summary;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// The targets, reported next to the figures; never asserted.
@@ -59,15 +59,6 @@ pub struct Report {
     pub targets: Targets,
     /// Anything odd seen on the way that did not fail the benchmark.
     pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Host {
-    /// `kvm*` entries of /sys/module, e.g. `["kvm", "kvm_pvm"]`.
-    pub kvm_modules: Vec<String>,
-    pub pvm: bool,
-    pub cpus: usize,
-    pub kernel_release: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -402,68 +393,6 @@ fn variant(
         exit_ms: ms(|r| millis(r.exit_after))?,
         peak_rss_kib: ms(|r| r.max_rss_kib as f64)?,
     })
-}
-
-/// Milliseconds to the microsecond: finer than anything a process spawn resolves, and short in JSON.
-fn millis(d: Duration) -> f64 {
-    d.as_micros() as f64 / 1e3
-}
-
-fn host() -> Host {
-    let mut kvm_modules: Vec<String> = std::fs::read_dir("/sys/module")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n == "kvm" || n.starts_with("kvm_"))
-                .collect()
-        })
-        .unwrap_or_default();
-    kvm_modules.sort();
-    Host {
-        pvm: kvm_modules.iter().any(|m| m == "kvm_pvm"),
-        kvm_modules,
-        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-        kernel_release: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-    }
-}
-
-fn command(args: &[OsString]) -> Command {
-    let mut command = Command::new(&args[0]);
-    command.args(&args[1..]);
-    // The VMM's tracing output is parsed, not read by a person: no colours.
-    command.env("NO_COLOR", "1");
-    command
-}
-
-fn strings(args: &[OsString]) -> Vec<String> {
-    args.iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect()
-}
-
-fn shell_words(args: &[OsString]) -> String {
-    strings(args).join(" ")
-}
-
-/// The last lines of a child's output, for error messages.
-fn tail(text: &str) -> String {
-    const LINES: usize = 30;
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = String::new();
-    if lines.len() > LINES {
-        out.push_str(&format!("  [... {} lines before]\n", lines.len() - LINES));
-    }
-    for line in &lines[lines.len().saturating_sub(LINES)..] {
-        out.push_str("  ");
-        out.push_str(line);
-        out.push('\n');
-    }
-    if lines.is_empty() {
-        out.push_str("  (empty)\n");
-    }
-    out
 }
 
 /// The first stderr line that reads like an error (QEMU prints warnings before the fatal one).

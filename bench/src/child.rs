@@ -1,18 +1,21 @@
-//! Spawning one guest-booting process and timing it: spawn -> boot line on stdout -> process exit.
+//! Spawning one guest-booting process and timing it: spawn -> lines on its stdout -> process exit.
 //!
 //! Owns the child's lifetime from spawn to reap: its stdout and stderr pipes (read in this thread
 //! with `poll`, so neither pipe can fill and stall the child and no helper thread competes for the
 //! host's CPUs; a pidfd in the same `poll` notices the exit), the deadline (a child that overruns it
 //! is killed with SIGKILL), and the reap with `wait4`, which also yields the child's peak RSS.
-//! Knows nothing about which program it runs or what a good exit status is; `boot` decides that.
+//! [`Session`] hands the caller stdout line by line, each with the moment it was read, and lets it
+//! wait on one more file descriptor of its own in the same `poll` (the `net` benchmark's socket);
+//! [`run`] is the boot benchmark's whole run on top of it. Knows nothing about which program it
+//! runs or what a good exit status is; the benchmarks decide that.
 
 use crate::parse::{self, BootLine};
 use anyhow::{Context, Result, bail};
+use std::collections::VecDeque;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Command, Stdio};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::{ChildStderr, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
-
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
@@ -47,121 +50,253 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Runs `command` to completion with stdin from /dev/null, timing the first boot line on its stdout
-/// and its exit. The child is killed once `deadline` has passed since spawn, boot line or not.
-pub fn run(command: &mut Command, deadline: Duration) -> Result<Run> {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let start = Instant::now();
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot start {:?}", command.get_program()))?;
-    let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
-    let mut guard = KillOnDrop { pid, reaped: false };
-    let mut stdout = child.stdout.take().context("child stdout not piped")?;
-    let mut stderr = child.stderr.take().context("child stderr not piped")?;
-    // Readable once the child has exited: lets the deadline cover the exit as well. Without one
-    // (kernels before 5.3) the reap below simply blocks once the pipes have closed.
-    let pidfd = open_pidfd(pid);
-    let mut exited = pidfd.is_none();
+/// A running child: its pipes drained under one `poll`, its stdout split into lines.
+pub struct Session {
+    start: Instant,
+    deadline: Duration,
+    guard: KillOnDrop,
+    stdout: ChildStdout,
+    stderr: ChildStderr,
+    /// Readable once the child has exited: lets the deadline cover the exit as well. Without one
+    /// (kernels before 5.3) the reap simply blocks once the pipes have closed.
+    pidfd: Option<OwnedFd>,
+    out_bytes: Vec<u8>,
+    err_bytes: Vec<u8>,
+    /// Stdout bytes already split into complete lines.
+    scanned: usize,
+    /// Complete stdout lines not yet taken by `next_line`, with when they were read.
+    lines: VecDeque<(String, Duration)>,
+    out_open: bool,
+    err_open: bool,
+    exited: bool,
+    timed_out: bool,
+}
 
-    let mut out_bytes = Vec::new();
-    let mut err_bytes = Vec::new();
-    let mut scanned = 0; // stdout bytes already split into complete lines
-    let mut boot_line_after = None;
-    let mut boot_line = None;
-    let mut out_open = true;
-    let mut err_open = true;
-    let mut timed_out = false;
-    let mut buf = [0u8; 4096];
+/// How a finished [`Session`] ended, with everything it printed.
+#[derive(Debug)]
+pub struct Finished {
+    /// Spawn to the moment `wait4` returned the child's exit.
+    pub exit_after: Duration,
+    pub ended: Ended,
+    /// The deadline passed and the child was killed.
+    pub timed_out: bool,
+    /// The child's peak resident set (`ru_maxrss` from `wait4`), KiB.
+    pub max_rss_kib: u64,
+    pub stdout: String,
+    pub stderr: String,
+}
 
-    while out_open || err_open || !exited {
-        let left = deadline.saturating_sub(start.elapsed());
-        if left.is_zero() {
-            timed_out = true;
-            // SAFETY: `pid` is our child, not yet reaped, so it cannot name another process.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            break;
+impl Session {
+    /// Starts `command` with stdin from /dev/null and stdout and stderr piped to us. It is killed
+    /// once `deadline` has passed since spawn (checked whenever the session waits), or when the
+    /// session is dropped before [`Session::finish`].
+    pub fn spawn(command: &mut Command, deadline: Duration) -> Result<Session> {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let start = Instant::now();
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {:?}", command.get_program()))?;
+        let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
+        let guard = KillOnDrop { pid, reaped: false };
+        let stdout = child.stdout.take().context("child stdout not piped")?;
+        let stderr = child.stderr.take().context("child stderr not piped")?;
+        let pidfd = open_pidfd(pid);
+        Ok(Session {
+            start,
+            deadline,
+            guard,
+            stdout,
+            stderr,
+            exited: pidfd.is_none(),
+            pidfd,
+            out_bytes: Vec::new(),
+            err_bytes: Vec::new(),
+            scanned: 0,
+            lines: VecDeque::new(),
+            out_open: true,
+            err_open: true,
+            timed_out: false,
+        })
+    }
+
+    /// Time since spawn.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// The child has closed both pipes and exited, or was killed at the deadline.
+    pub fn done(&self) -> bool {
+        self.timed_out || !(self.out_open || self.err_open || !self.exited)
+    }
+
+    /// The next complete line of the child's stdout (without its newline) and when it was read
+    /// (since spawn); `None` once the child is done and every line has been taken. A last line
+    /// without a newline is never returned: a marker counts once its newline has arrived.
+    pub fn next_line(&mut self) -> Result<Option<(String, Duration)>> {
+        loop {
+            if let Some(line) = self.lines.pop_front() {
+                return Ok(Some(line));
+            }
+            if self.done() {
+                return Ok(None);
+            }
+            self.wait(None, None)?;
         }
+    }
+
+    /// Kills the child now (SIGKILL), for a caller that has seen enough to fail the run;
+    /// [`Session::finish`] then reaps it at once.
+    pub fn kill(&mut self) {
+        if !self.done() {
+            // SAFETY: `pid` is our child, not yet reaped, so it cannot name another process.
+            unsafe { libc::kill(self.guard.pid, libc::SIGKILL) };
+        }
+    }
+
+    /// Waits once, up to the deadline and up to `at_most` if given, for output, the exit, or
+    /// `extra` (a descriptor of the caller's and the `poll` events it wants); reads what the pipes
+    /// have. Returns the events `extra` got (0 for none). Kills the child if the deadline has
+    /// passed; a done session returns at once.
+    pub fn wait(&mut self, extra: Option<(RawFd, i16)>, at_most: Option<Duration>) -> Result<i16> {
+        if self.done() {
+            return Ok(0);
+        }
+        let left = self.deadline.saturating_sub(self.start.elapsed());
+        if left.is_zero() {
+            self.timed_out = true;
+            // SAFETY: `pid` is our child, not yet reaped, so it cannot name another process.
+            unsafe { libc::kill(self.guard.pid, libc::SIGKILL) };
+            return Ok(0);
+        }
+        let (extra_fd, extra_events) = extra.unwrap_or((-1, 0));
         let mut fds = [
             libc::pollfd {
-                fd: if out_open { stdout.as_raw_fd() } else { -1 },
+                fd: if self.out_open {
+                    self.stdout.as_raw_fd()
+                } else {
+                    -1
+                },
                 events: libc::POLLIN,
                 revents: 0,
             },
             libc::pollfd {
-                fd: if err_open { stderr.as_raw_fd() } else { -1 },
+                fd: if self.err_open {
+                    self.stderr.as_raw_fd()
+                } else {
+                    -1
+                },
                 events: libc::POLLIN,
                 revents: 0,
             },
             libc::pollfd {
-                fd: pidfd
+                fd: self
+                    .pidfd
                     .as_ref()
-                    .filter(|_| !exited)
+                    .filter(|_| !self.exited)
                     .map_or(-1, |fd| fd.as_raw_fd()),
                 events: libc::POLLIN,
                 revents: 0,
             },
+            libc::pollfd {
+                fd: extra_fd,
+                events: extra_events,
+                revents: 0,
+            },
         ];
-        let timeout_ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
-        // SAFETY: `fds` is a valid array of three pollfds for the duration of the call.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout_ms) };
+        let wait = at_most.map_or(left, |at_most| at_most.min(left));
+        let timeout_ms = i32::try_from(wait.as_millis().max(1)).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a valid array of four pollfds for the duration of the call.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
         if ready < 0 {
             let err = std::io::Error::last_os_error();
             if err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
+                return Ok(0);
             }
             return Err(err).context("poll on the child's pipes");
         }
+        let mut buf = [0u8; 4096];
         if fds[0].revents != 0 {
-            let n = stdout
+            let n = self
+                .stdout
                 .read(&mut buf)
                 .context("reading the child's stdout")?;
-            let read_at = start.elapsed();
+            let read_at = self.start.elapsed();
             if n == 0 {
-                out_open = false;
+                self.out_open = false;
             }
-            out_bytes.extend_from_slice(&buf[..n]);
-            if boot_line.is_none() {
-                // Only complete lines count: the marker is "seen" once its newline has arrived.
-                while let Some(nl) = out_bytes[scanned..].iter().position(|&b| b == b'\n') {
-                    let line = String::from_utf8_lossy(&out_bytes[scanned..scanned + nl]);
-                    scanned += nl + 1;
-                    if let Some(parsed) = parse::boot_line(&line) {
-                        boot_line = Some(parsed);
-                        boot_line_after = Some(read_at);
-                        break;
-                    }
-                }
+            self.out_bytes.extend_from_slice(&buf[..n]);
+            while let Some(nl) = self.out_bytes[self.scanned..]
+                .iter()
+                .position(|&b| b == b'\n')
+            {
+                let line = &self.out_bytes[self.scanned..self.scanned + nl];
+                let line = String::from_utf8_lossy(line);
+                let line = line.strip_suffix('\r').unwrap_or(&line).to_string();
+                self.scanned += nl + 1;
+                self.lines.push_back((line, read_at));
             }
         }
         if fds[1].revents != 0 {
-            let n = stderr
+            let n = self
+                .stderr
                 .read(&mut buf)
                 .context("reading the child's stderr")?;
             if n == 0 {
-                err_open = false;
+                self.err_open = false;
             }
-            err_bytes.extend_from_slice(&buf[..n]);
+            self.err_bytes.extend_from_slice(&buf[..n]);
         }
         if fds[2].revents != 0 {
-            exited = true;
+            self.exited = true;
         }
+        Ok(fds[3].revents)
     }
 
-    let (ended, max_rss_kib) = guard.reap()?;
-    let exit_after = start.elapsed();
+    /// Waits for the child to be done (its exit, or the deadline), reaps it and returns how it
+    /// ended and all it printed.
+    pub fn finish(mut self) -> Result<Finished> {
+        while !self.done() {
+            self.wait(None, None)?;
+        }
+        let (ended, max_rss_kib) = self.guard.reap()?;
+        let exit_after = self.start.elapsed();
+        Ok(Finished {
+            exit_after,
+            ended,
+            timed_out: self.timed_out,
+            max_rss_kib,
+            stdout: String::from_utf8_lossy(&self.out_bytes).into_owned(),
+            stderr: String::from_utf8_lossy(&self.err_bytes).into_owned(),
+        })
+    }
+}
+
+/// Runs `command` to completion with stdin from /dev/null, timing the first boot line on its stdout
+/// and its exit. The child is killed once `deadline` has passed since spawn, boot line or not.
+pub fn run(command: &mut Command, deadline: Duration) -> Result<Run> {
+    let mut session = Session::spawn(command, deadline)?;
+    let mut boot_line_after = None;
+    let mut boot_line = None;
+    while let Some((line, read_at)) = session.next_line()? {
+        if let Some(parsed) = parse::boot_line(&line) {
+            boot_line = Some(parsed);
+            boot_line_after = Some(read_at);
+            break;
+        }
+    }
+    let finished = session.finish()?;
     Ok(Run {
         boot_line_after,
         boot_line,
-        exit_after,
-        ended,
-        timed_out,
-        max_rss_kib,
-        stdout: String::from_utf8_lossy(&out_bytes).into_owned(),
-        stderr: String::from_utf8_lossy(&err_bytes).into_owned(),
+        exit_after: finished.exit_after,
+        ended: finished.ended,
+        timed_out: finished.timed_out,
+        max_rss_kib: finished.max_rss_kib,
+        stdout: finished.stdout,
+        stderr: finished.stderr,
     })
 }
 
@@ -297,5 +432,55 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn session_hands_out_lines_and_waits_on_an_extra_fd() {
+        let mut session = Session::spawn(
+            &mut sh("echo one; printf 'two\\r\\n'; sleep 0.2; echo three; printf partial"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let (one, one_at) = session.next_line().unwrap().unwrap();
+        assert_eq!(one, "one");
+        assert_eq!(session.next_line().unwrap().unwrap().0, "two");
+        // A pipe of our own, already writable: `wait` reports it without waiting for the child.
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe() writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: pipe() just created both and nothing else owns them.
+        let (_read, write) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let events = session
+            .wait(Some((write.as_raw_fd(), libc::POLLOUT)), None)
+            .unwrap();
+        assert_ne!(events & libc::POLLOUT, 0);
+        assert!(!session.done());
+        let (three, three_at) = session.next_line().unwrap().unwrap();
+        assert_eq!(three, "three");
+        assert!(three_at - one_at >= Duration::from_millis(150));
+        assert_eq!(
+            session.next_line().unwrap(),
+            None,
+            "a partial last line is not a line"
+        );
+        let finished = session.finish().unwrap();
+        assert_eq!(finished.ended, Ended::Exited(0));
+        assert!(finished.stdout.ends_with("three\npartial"));
+    }
+
+    #[test]
+    fn a_killed_session_finishes_at_once() {
+        let mut session =
+            Session::spawn(&mut sh("exec sleep 30"), Duration::from_secs(30)).unwrap();
+        assert_eq!(
+            session.wait(None, Some(Duration::from_millis(20))).unwrap(),
+            0
+        );
+        session.kill();
+        let finished = session.finish().unwrap();
+        assert_eq!(finished.ended, Ended::Signalled(libc::SIGKILL));
+        assert!(!finished.timed_out);
+        assert!(finished.exit_after < Duration::from_secs(5));
     }
 }

@@ -4,11 +4,16 @@
 //! This module owns the command line and the exit status only: 0 when the benchmark ran, non-zero
 //! when it could not (a guest that fails to boot is an error). Figures never decide the exit status;
 //! targets are printed as notes (DESIGN.md §10: benchmarks report, they are not timed assertions).
-//! `boot` runs the boot benchmark, `child` times one process, `parse` reads guest and VMM output,
-//! `stats` computes order statistics, `report` prints.
+//! `boot`, `block` and `net` are the benchmarks; `child` times one process, `kbench` judges the
+//! guest's in-guest benchmark runs, `parse` reads guest and VMM output, `stats` computes order
+//! statistics, `common` has what they share, `report` prints.
 
+mod block;
 mod boot;
 mod child;
+mod common;
+mod kbench;
+mod net;
 mod parse;
 mod report;
 mod stats;
@@ -43,6 +48,33 @@ enum Bench {
     /// probed first (`host`, then `host,arch-capabilities=off`, then none). A run that does not print
     /// the boot line within the deadline is killed and fails the benchmark.
     Boot(BootArgs),
+
+    /// Block I/O: sequential 1 MiB requests through the VMM's virtio-blk vs the host reading the
+    /// same file.
+    ///
+    /// Makes a file of --mib MiB of random bytes in a temporary directory (once), warms the page
+    /// cache with it, then interleaves, run by run: `VMM --snapshot --volume FILE:/bench --cmdline
+    /// "noa.kbench=block_read noa.kbench.mib=N noa.kbench.disk=vdb" IMAGE` (the guest times its
+    /// reads, first request to last completion, and prints `NOA-KBENCH name=block_read bytes=B
+    /// ns=T`); the same with `block_write` (into the VMM's copy-on-write overlay); `block_write`
+    /// without --snapshot on scratch copies of the file and the image (writes reach the file and
+    /// are flushed); and the host reading the file with `read_exact`, 1 MiB at a time. Reports
+    /// MiB/s and the guest/host read ratio.
+    Block(BlockArgs),
+
+    /// Network: TCP host -> guest through a port forward, our VMM's `--publish` vs QEMU's slirp
+    /// `hostfwd`, the same kernel.
+    ///
+    /// Interleaves, run by run: `VMM --snapshot --publish 127.0.0.1:PORT:5001 --cmdline
+    /// noa.kbench=tcp_sink IMAGE` and `qemu-system-x86_64 -M microvm,acpi=off ... -netdev
+    /// user,id=n0,hostfwd=tcp:127.0.0.1:PORT-:5001 -device virtio-net-device,netdev=n0 -kernel
+    /// KERNEL -append noa.kbench=tcp_sink`. The host waits for the guest's `NOA-KBENCH listening`
+    /// line, connects (retrying for 5 s), sends --mib MiB in 64 KiB writes, half-closes, and waits
+    /// for the guest's `NOA-KBENCH name=tcp_sink bytes=B ns=T` and exit (0 for the VMM, 1 for
+    /// QEMU). Reports MiB/s from the host's view (connect -> exit) and the guest's (first byte ->
+    /// last byte), and the vmm/QEMU ratio. Slow on PVM hosts: the guest's TCP stack runs in
+    /// emulated ring 0.
+    Net(NetArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -86,6 +118,81 @@ struct BootArgs {
     timeout: u64,
 }
 
+#[derive(Debug, clap::Args)]
+struct BlockArgs {
+    /// The VMM binary (target/noa/vmm).
+    #[arg(long, value_name = "FILE")]
+    vmm: PathBuf,
+
+    /// The guest disk image the VMM boots (target/noa/guest.img).
+    #[arg(long, value_name = "FILE")]
+    image: PathBuf,
+
+    /// Size of the test file, and what each run reads or writes, in MiB.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    mib: u64,
+
+    /// Measured runs of each variant.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    runs: u32,
+
+    /// Unmeasured runs of each variant before the measured ones.
+    #[arg(long, default_value_t = 1)]
+    warmup: u32,
+
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// Kill a run (and fail the benchmark) that has not exited after SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    timeout: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct NetArgs {
+    /// The VMM binary (target/noa/vmm).
+    #[arg(long, value_name = "FILE")]
+    vmm: PathBuf,
+
+    /// The guest disk image the VMM boots (target/noa/guest.img).
+    #[arg(long, value_name = "FILE")]
+    image: PathBuf,
+
+    /// The kernel ELF QEMU boots with -kernel: the same kernel as the image's /boot/kernel
+    /// (target/noa/kernel.elf).
+    #[arg(long, value_name = "FILE")]
+    kernel: PathBuf,
+
+    /// What each run sends, in MiB (small by default: about 0.3 MiB/s on PVM hosts).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    mib: u64,
+
+    /// Measured runs of each variant.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    runs: u32,
+
+    /// Unmeasured runs of each variant before the measured ones.
+    #[arg(long, default_value_t = 0)]
+    warmup: u32,
+
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// The QEMU binary.
+    #[arg(long, value_name = "FILE", default_value = "qemu-system-x86_64")]
+    qemu: PathBuf,
+
+    /// QEMU -cpu value ("none": no -cpu flag). `host` aborts QEMU 7.2 on PVM hosts.
+    #[arg(long, value_name = "CPU", default_value = "host,arch-capabilities=off")]
+    qemu_cpu: String,
+
+    /// Kill a run (and fail the benchmark) that has not exited after SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    timeout: u64,
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,6 +226,43 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Bench::Block(args) => {
+            let config = block::Config {
+                vmm: args.vmm,
+                image: args.image,
+                mib: args.mib,
+                runs: args.runs as usize,
+                warmup: args.warmup as usize,
+                deadline: Duration::from_secs(args.timeout),
+            };
+            let result = block::run(&config)?;
+            print!("{}", report::block_table(&result));
+            if let Some(path) = &args.json {
+                report::write_json(&result, path)?;
+                println!("JSON: {}", path.display());
+            }
+            Ok(())
+        }
+        Bench::Net(args) => {
+            let config = net::Config {
+                vmm: args.vmm,
+                image: args.image,
+                kernel: args.kernel,
+                qemu: args.qemu,
+                qemu_cpu: Some(args.qemu_cpu).filter(|c| c != "none"),
+                mib: args.mib,
+                runs: args.runs as usize,
+                warmup: args.warmup as usize,
+                deadline: Duration::from_secs(args.timeout),
+            };
+            let result = net::run(&config)?;
+            print!("{}", report::net_table(&result));
+            if let Some(path) = &args.json {
+                report::write_json(&result, path)?;
+                println!("JSON: {}", path.display());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -145,7 +289,9 @@ mod tests {
             "k",
         ])
         .unwrap();
-        let Bench::Boot(args) = cli.bench;
+        let Bench::Boot(args) = cli.bench else {
+            panic!("not boot")
+        };
         assert_eq!((args.runs, args.warmup, args.timeout), (20, 1, 10));
         assert!(args.json.is_none());
         let few = [
@@ -161,5 +307,49 @@ mod tests {
             "5",
         ];
         assert!(Cli::try_parse_from(few).is_err());
+    }
+
+    #[test]
+    fn block_and_net_defaults() {
+        let cli =
+            Cli::try_parse_from(["noa-bench", "block", "--vmm", "v", "--image", "i"]).unwrap();
+        let Bench::Block(args) = cli.bench else {
+            panic!("not block")
+        };
+        assert_eq!((args.mib, args.runs, args.warmup), (256, 5, 1));
+        let cli = Cli::try_parse_from([
+            "noa-bench",
+            "net",
+            "--vmm",
+            "v",
+            "--image",
+            "i",
+            "--kernel",
+            "k",
+            "--mib",
+            "2",
+        ])
+        .unwrap();
+        let Bench::Net(args) = cli.bench else {
+            panic!("not net")
+        };
+        assert_eq!(
+            (args.mib, args.runs, args.warmup, args.timeout),
+            (2, 3, 0, 120)
+        );
+        assert_eq!(args.qemu_cpu, "host,arch-capabilities=off");
+        assert!(
+            Cli::try_parse_from([
+                "noa-bench",
+                "block",
+                "--vmm",
+                "v",
+                "--image",
+                "i",
+                "--mib",
+                "0"
+            ])
+            .is_err()
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Reading what the guest and the VMM print: the guest's `NOA-BOOT-OK cpus=<n> mem_mib=<m>` line
-//! and the VMM's `VMM own peak RSS <N> KiB` log line.
+//! Reading what the guest and the VMM print: the guest's `NOA-BOOT-OK cpus=<n> mem_mib=<m>` line,
+//! its in-guest benchmark lines (`NOA-KBENCH ...`) and the VMM's `VMM own peak RSS <N> KiB` log
+//! line.
 //!
 //! Pure text functions only; spawning and timing the processes that print them is `child`'s job.
 
@@ -8,6 +9,9 @@ pub const BOOT_MARKER: &str = "NOA-BOOT-OK";
 
 /// The phrase the VMM logs with `--verbose` right before its own peak RSS in KiB (vmm/src/main.rs).
 pub const VMM_OWN_RSS_MARKER: &str = "VMM own peak RSS";
+
+/// The marker of the in-guest benchmarks' lines (guest-os/kernel/src/kbench.rs).
+pub const KBENCH_MARKER: &str = "NOA-KBENCH";
 
 /// What the guest's boot line says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -29,6 +33,51 @@ pub fn boot_line(line: &str) -> Option<BootLine> {
         return None;
     }
     Some(BootLine { cpus, mem_mib })
+}
+
+/// One `NOA-KBENCH` line of an in-guest benchmark (`noa.kbench=NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kbench {
+    /// `NOA-KBENCH name=<name> bytes=<b> ns=<t>`: the benchmark moved `bytes` in `ns` nanoseconds
+    /// of the guest's clock.
+    Result { name: String, bytes: u64, ns: u64 },
+    /// `NOA-KBENCH listening port=<p>`: `tcp_sink` is ready for the host's connection.
+    Listening { port: u16 },
+    /// `NOA-KBENCH error=<what> ...`: the benchmark failed; the rest of the line, verbatim.
+    Error(String),
+}
+
+/// Parses a line of guest console output as a `NOA-KBENCH` line. Like [`boot_line`], the marker may
+/// follow other text and the line may end in `\r`; a line with the marker that fits none of the
+/// forms is `None` (the caller reports it as output, not as a result).
+pub fn kbench_line(line: &str) -> Option<Kbench> {
+    let rest = &line[line.find(KBENCH_MARKER)? + KBENCH_MARKER.len()..];
+    if !rest.starts_with(' ') {
+        return None;
+    }
+    let rest = rest.trim();
+    if let Some(error) = rest.strip_prefix("error=") {
+        return Some(Kbench::Error(error.to_string()));
+    }
+    let mut words = rest.split_whitespace();
+    let first = words.next()?;
+    let parsed = if first == "listening" {
+        let port = words.next()?.strip_prefix("port=")?.parse().ok()?;
+        Kbench::Listening { port }
+    } else {
+        let name = first.strip_prefix("name=")?;
+        if name.is_empty() {
+            return None;
+        }
+        let bytes = words.next()?.strip_prefix("bytes=")?.parse().ok()?;
+        let ns = words.next()?.strip_prefix("ns=")?.parse().ok()?;
+        Kbench::Result {
+            name: name.to_string(),
+            bytes,
+            ns,
+        }
+    };
+    words.next().is_none().then_some(parsed)
 }
 
 /// Finds the VMM's own peak RSS (guest memory excluded), in KiB, in its `--verbose` stderr:
@@ -146,5 +195,62 @@ mod tests {
     fn strip_ansi_keeps_plain_text() {
         assert_eq!(strip_ansi("\u{1b}[32m INFO\u{1b}[0m x"), " INFO x");
         assert_eq!(strip_ansi("plain ümlaut"), "plain ümlaut");
+    }
+
+    #[test]
+    fn kbench_result_lines() {
+        assert_eq!(
+            kbench_line("NOA-KBENCH name=block_read bytes=268435456 ns=501234567"),
+            Some(Kbench::Result {
+                name: "block_read".into(),
+                bytes: 268_435_456,
+                ns: 501_234_567
+            })
+        );
+        assert_eq!(
+            kbench_line("junk NOA-KBENCH name=tcp_sink bytes=2097152 ns=0\r"),
+            Some(Kbench::Result {
+                name: "tcp_sink".into(),
+                bytes: 2_097_152,
+                ns: 0
+            })
+        );
+    }
+
+    #[test]
+    fn kbench_listening_and_error_lines() {
+        assert_eq!(
+            kbench_line("NOA-KBENCH listening port=5001"),
+            Some(Kbench::Listening { port: 5001 })
+        );
+        assert_eq!(
+            kbench_line("NOA-KBENCH error=no-disk"),
+            Some(Kbench::Error("no-disk".into()))
+        );
+        assert_eq!(
+            kbench_line("NOA-KBENCH error=unknown-benchmark name=x\r"),
+            Some(Kbench::Error("unknown-benchmark name=x".into()))
+        );
+    }
+
+    #[test]
+    fn not_a_kbench_line() {
+        for line in [
+            "",
+            "NOA-KBENCH",
+            "NOA-KBENCH ",
+            "NOA-KBENCHname=a bytes=1 ns=1",
+            "NOA-KBENCH name=a bytes=1",
+            "NOA-KBENCH name= bytes=1 ns=1",
+            "NOA-KBENCH name=a bytes=-1 ns=1",
+            "NOA-KBENCH name=a ns=1 bytes=1",
+            "NOA-KBENCH name=a bytes=1 ns=1 extra",
+            "NOA-KBENCH listening",
+            "NOA-KBENCH listening port=70000",
+            "NOA-KBENCH listening port=5001 extra",
+            "NOA-BOOT-OK cpus=2 mem_mib=511",
+        ] {
+            assert_eq!(kbench_line(line), None, "{line:?}");
+        }
     }
 }

@@ -4,8 +4,11 @@
 //! nothing here affects the exit status).
 
 use crate::boot::Report;
+use crate::common::Host;
 use crate::stats::Summary;
+use crate::{block, net};
 use anyhow::{Context, Result};
+use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -14,17 +17,11 @@ const LABEL_WIDTH: usize = 36;
 /// The boot benchmark's table.
 pub fn boot_table(r: &Report) -> String {
     let mut out = String::new();
-    let host = if r.host.pvm {
-        "PVM host: kvm_pvm".to_string()
-    } else if r.host.kvm_modules.is_empty() {
-        "no kvm module loaded".to_string()
-    } else {
-        format!("KVM host: {}", r.host.kvm_modules.join(", "))
-    };
     let _ = writeln!(
         out,
-        "boot benchmark: {} runs each, interleaved ({host}, {} host CPUs)",
-        r.runs, r.host.cpus
+        "boot benchmark: {} runs each, interleaved ({})",
+        r.runs,
+        host_words(&r.host)
     );
     let _ = writeln!(
         out,
@@ -94,14 +91,164 @@ pub fn boot_table(r: &Report) -> String {
     out
 }
 
+/// The block benchmark's table.
+pub fn block_table(r: &block::Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "block benchmark: {} MiB sequential in {} MiB requests, {} runs each, interleaved ({})",
+        r.mib,
+        r.request_bytes / (1024 * 1024),
+        r.runs,
+        host_words(&r.host)
+    );
+    let _ = writeln!(out, "{}", rate_header());
+    for (label, summary) in [
+        ("vmm read (guest clock)", &r.guest_read.mib_per_s),
+        (
+            "vmm write, snapshot overlay",
+            &r.guest_write_snapshot_overlay.mib_per_s,
+        ),
+        (
+            "vmm write, file (+ fdatasync)",
+            &r.guest_write_file.mib_per_s,
+        ),
+        ("host read (page cache)", &r.host_read.mib_per_s),
+    ] {
+        let _ = writeln!(out, "{label:LABEL_WIDTH$}{}", rate_row(summary, 1));
+    }
+    let _ = writeln!(
+        out,
+        "{:LABEL_WIDTH$}{:>9.2}x",
+        "ratio guest/host read", r.ratio_guest_over_host_read
+    );
+    let _ = writeln!(
+        out,
+        "guest time per run: read {:.1} ms, write overlay {:.1} ms, write file {:.1} ms; host read {:.1} ms   [medians]",
+        r.guest_read.guest_ms.median,
+        r.guest_write_snapshot_overlay.guest_ms.median,
+        r.guest_write_file.guest_ms.median,
+        r.host_read.ms.median
+    );
+    let _ = writeln!(
+        out,
+        "vmm process, spawn -> exit: read {:.1} ms, write overlay {:.1} ms, write file {:.1} ms   [medians]",
+        r.guest_read.process_ms.median,
+        r.guest_write_snapshot_overlay.process_ms.median,
+        r.guest_write_file.process_ms.median
+    );
+    let t = &r.targets;
+    let _ = writeln!(
+        out,
+        "target (from the issue; noted, not asserted): guest sequential read >= {}x host: {}",
+        t.guest_over_host_read_at_least,
+        met(t.guest_over_host_read_met)
+    );
+    for warning in &r.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    out
+}
+
+/// The net benchmark's table.
+pub fn net_table(r: &net::Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "net benchmark: TCP host -> guest through a port forward, {} MiB in {} KiB writes, {} runs each, interleaved ({})",
+        r.mib,
+        r.write_bytes / 1024,
+        r.runs,
+        host_words(&r.host)
+    );
+    let _ = writeln!(out, "{}", rate_header());
+    for (label, summary) in [
+        ("vmm: host view", &r.vmm.host_mib_per_s),
+        ("vmm: guest view", &r.vmm.guest_mib_per_s),
+        ("qemu slirp: host view", &r.qemu_slirp.host_mib_per_s),
+        ("qemu slirp: guest view", &r.qemu_slirp.guest_mib_per_s),
+    ] {
+        let _ = writeln!(out, "{label:LABEL_WIDTH$}{}", rate_row(summary, 3));
+    }
+    let _ = writeln!(
+        out,
+        "{:LABEL_WIDTH$}{:>9.2}x",
+        "ratio vmm/qemu (host view)", r.ratio_vmm_over_qemu.host_view
+    );
+    let _ = writeln!(
+        out,
+        "{:LABEL_WIDTH$}{:>9.2}x",
+        "ratio vmm/qemu (guest view)", r.ratio_vmm_over_qemu.guest_view
+    );
+    let _ = writeln!(
+        out,
+        "host view: connect done -> child exit; guest view: first byte -> last byte, guest clock"
+    );
+    for (name, v) in [("vmm", &r.vmm), ("qemu slirp", &r.qemu_slirp)] {
+        let _ = writeln!(
+            out,
+            "{name}: spawn -> listening {:.0} ms; connect {:.1} ms; from connect: last write accepted {:.0} ms, result line {:.0} ms, exit {:.0} ms   [medians]",
+            v.listening_ms.median,
+            v.connect_ms.median,
+            v.last_write_ms.median,
+            v.result_line_ms.median,
+            v.exit_ms.median
+        );
+    }
+    let t = &r.targets;
+    let _ = writeln!(
+        out,
+        "target (from the issue; noted, not asserted): vmm/qemu slirp >= {}x (host view): {}",
+        t.vmm_over_qemu_at_least,
+        met(t.vmm_over_qemu_met)
+    );
+    let cpus = |c: Option<u32>| c.map_or("?".to_string(), |c| c.to_string());
+    let _ = writeln!(
+        out,
+        "guest said: cpus={} (vmm), cpus={} (qemu)",
+        cpus(r.vmm.guest_cpus),
+        cpus(r.qemu_slirp.guest_cpus)
+    );
+    for warning in &r.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    out
+}
+
 /// Writes `report` as pretty JSON to `path`.
-pub fn write_json(report: &Report, path: &Path) -> Result<()> {
+pub fn write_json<T: Serialize>(report: &T, path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut json = serde_json::to_string_pretty(report).context("serialising the report")?;
     json.push('\n');
     std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
+}
+
+fn host_words(host: &Host) -> String {
+    let kind = if host.pvm {
+        "PVM host: kvm_pvm".to_string()
+    } else if host.kvm_modules.is_empty() {
+        "no kvm module loaded".to_string()
+    } else {
+        format!("KVM host: {}", host.kvm_modules.join(", "))
+    };
+    format!("{kind}, {} host CPUs", host.cpus)
+}
+
+/// The header over `rate_row`s: throughput is better high, so its columns are median, min, max.
+fn rate_header() -> String {
+    format!(
+        "{:LABEL_WIDTH$}{:>10}{:>10}{:>10}",
+        "MiB/s", "median", "min", "max"
+    )
+}
+
+fn rate_row(s: &Summary, decimals: usize) -> String {
+    format!(
+        "{:>10.decimals$}{:>10.decimals$}{:>10.decimals$}",
+        s.median, s.min, s.max
+    )
 }
 
 fn ms_row(s: &Summary) -> String {
@@ -125,5 +272,7 @@ mod tests {
         let s = Summary::of(&[12.345, 11.0, 14.0]).unwrap();
         assert_eq!(ms_row(&s), "  12.35 ms  11.00 ms  14.00 ms");
         assert_eq!(mib(3288.0), "3.2 MiB");
+        assert_eq!(rate_row(&s, 1), "      12.3      11.0      14.0");
+        assert_eq!(rate_header().len(), LABEL_WIDTH + 30);
     }
 }
