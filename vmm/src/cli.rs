@@ -52,6 +52,11 @@ pub struct Cli {
     #[arg(long, value_name = "[HOSTIP:]HOSTPORT:GUESTPORT")]
     pub publish: Vec<crate::devices::virtio::net::Publish>,
 
+    /// Attach a virtio-vsock device: the guest's CID is N; host programs connect to the Unix
+    /// socket PATH and write `CONNECT <port>\n`; guest connections to host port P reach PATH_P.
+    #[arg(long, value_name = "cid=N,uds=PATH")]
+    pub vsock: Option<crate::devices::virtio::vsock::VsockConfig>,
+
     /// Log what the VMM does (to stderr).
     #[arg(long, short)]
     pub verbose: bool,

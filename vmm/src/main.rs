@@ -64,7 +64,13 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
     let mut cmdline = cmdline;
     let disks = open_disks(cli).usage()?;
     let net = open_network(cli).usage()?;
-    let mmio = attach_devices(&vm, &mem, disks, net, &mut cmdline).internal()?;
+    let vsock = cli
+        .vsock
+        .as_ref()
+        .map(|v| devices::virtio::vsock::Vsock::new(v.cid, &v.uds))
+        .transpose()
+        .usage()?;
+    let mmio = attach_devices(&vm, &mem, disks, net, vsock, &mut cmdline).internal()?;
     let boot = boot::setup(&mem, mem_bytes, &kernel, &kernel_name, &cmdline, cli.cpus).usage()?;
     tracing::debug!(
         "kernel {kernel_name}: PVH entry {:#x}; cmdline {cmdline:?}",
@@ -121,12 +127,14 @@ fn open_network(cli: &cli::Cli) -> anyhow::Result<Option<devices::virtio::net::N
 }
 
 /// The paravirtual devices, each announced on the kernel command line: the disks first (so they
-/// get the lowest addresses, in order: vda, vdb, …), then entropy.
+/// get the lowest addresses, in order: vda, vdb, …), then entropy, the console, the network card
+/// and vsock.
 fn attach_devices(
     vm: &kvm_ioctls::VmFd,
     mem: &vm_memory::GuestMemoryMmap,
     disks: Vec<devices::virtio::block::Block>,
     net: Option<devices::virtio::net::Net>,
+    vsock: Option<devices::virtio::vsock::Vsock>,
     cmdline: &mut String,
 ) -> anyhow::Result<devices::mmio_bus::MmioBus> {
     use devices::virtio::console::Console;
@@ -143,6 +151,9 @@ fn attach_devices(
     bus.attach(vm, mem, Box::new(console), "virtio-console", cmdline)?;
     if let Some(net) = net {
         bus.attach(vm, mem, Box::new(net), "virtio-net", cmdline)?;
+    }
+    if let Some(vsock) = vsock {
+        bus.attach(vm, mem, Box::new(vsock), "virtio-vsock", cmdline)?;
     }
     Ok(bus)
 }

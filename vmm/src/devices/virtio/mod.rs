@@ -16,6 +16,7 @@ pub mod mmio;
 pub mod net;
 pub mod queue;
 pub mod rng;
+pub mod vsock;
 pub mod worker;
 
 pub use interrupt::Interrupt;
@@ -27,7 +28,6 @@ use vmm_sys_util::eventfd::EventFd;
 pub type Queue = virtio_queue::Queue;
 
 /// Device IDs (virtio 1.2 §5).
-#[allow(dead_code)] // devices still being written use the rest
 pub mod device_type {
     pub const NET: u32 = 1;
     pub const BLOCK: u32 = 2;
