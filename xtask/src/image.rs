@@ -39,6 +39,9 @@ pub fn write(noa: &Path) -> Result<()> {
                 "-F",
                 "-t",
                 "ext2",
+                // 4 KiB blocks: the VMM reads the kernel a block at a time, so fewer, larger reads.
+                "-b",
+                "4096",
                 "-L",
                 "noa-root",
                 "-E",
