@@ -115,7 +115,7 @@ unsafe fn strlen(src: *const u8, max: usize) -> usize {
         unsafe { src.add(at).read() }
     };
     let mut len = 0;
-    while len < max && (src as usize + len) % 8 != 0 {
+    while len < max && (src as usize + len) & 7 != 0 {
         if byte(len) == 0 {
             return len;
         }

@@ -35,14 +35,14 @@ unsafe impl Hal for VirtioHal {
         pages: usize,
     ) -> i32 {
         for page in 0..pages as u64 {
-            frames::free_raw(PhysAddr(paddr as u64 + page * PAGE_SIZE));
+            frames::free_raw(PhysAddr(paddr + page * PAGE_SIZE));
         }
         0
     }
 
     unsafe fn mmio_phys_to_virt(paddr: virtio_drivers::PhysAddr, size: usize) -> NonNull<u8> {
-        paging::map_mmio(paddr as u64, size as u64);
-        NonNull::new(PhysAddr(paddr as u64).to_virt()).expect("the direct map is not at address 0")
+        paging::map_mmio(paddr, size as u64);
+        NonNull::new(PhysAddr(paddr).to_virt()).expect("the direct map is not at address 0")
     }
 
     unsafe fn share(
