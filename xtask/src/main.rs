@@ -6,6 +6,7 @@
 mod bench;
 mod build;
 mod deps;
+mod fuzz;
 mod image;
 mod test;
 
@@ -34,8 +35,15 @@ enum Command {
         #[arg(last = true)]
         vmm_args: Vec<String>,
     },
-    /// Build, then run every test: unit tests, KVM boots, in-guest ktests, the QEMU cross-check.
+    /// Build, then run every test: unit tests, KVM boots, in-guest ktests, the QEMU cross-check,
+    /// and a short fuzz pass (vmm/fuzz; skipped without nightly).
     Test,
+    /// Run the virtio fuzz targets (vmm/fuzz; needs nightly): one, or each, for N seconds.
+    Fuzz {
+        target: Option<String>,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Build, then run a benchmark: `boot`, `block` or `net` (see bench/README.md).
     Bench {
         #[arg(default_value = "boot")]
@@ -72,6 +80,7 @@ fn main() -> Result<()> {
             std::process::exit(status.code().unwrap_or(1));
         }
         Command::Test => test::all(),
+        Command::Fuzz { target, seconds } => fuzz::run(target, seconds),
         Command::Bench { which, runs } => bench::run(&which, runs),
     }
 }

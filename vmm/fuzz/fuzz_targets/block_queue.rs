@@ -51,7 +51,10 @@ fuzz_target!(|input: Input| {
     let mut block = block.with_serial(&input.serial);
 
     for header in input.headers.iter().take(16) {
-        let kind = KINDS.get(header.kind as usize).copied().unwrap_or(header.kind);
+        let kind = KINDS
+            .get(header.kind as usize)
+            .copied()
+            .unwrap_or(header.kind);
         let sector = if header.sector >> 63 == 0 {
             header.sector % 64
         } else {

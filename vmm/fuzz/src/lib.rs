@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use virtio_queue::QueueT;
 use vm_memory::{
-    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
-    GuestRegionMmap,
+    Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
     MemoryRegionAddress, MmapRegion,
 };
 use vmm::devices::virtio::{Activation, Interrupt, Queue, VirtioDevice};
@@ -220,7 +219,11 @@ pub fn queue(mem: &GuestMemoryMmap, ring: &Ring, max_size: u16) -> Option<Queue>
     let _ = mem.write_obj(idx.to_le(), GuestAddress(avail + 2));
     for (i, &head) in ring.heads.iter().take(size.into()).enumerate() {
         let slot = u64::from(ring.next_avail.wrapping_add(i as u16) % size);
-        let head = if head & 0x8000 == 0 { head % size } else { head };
+        let head = if head & 0x8000 == 0 {
+            head % size
+        } else {
+            head
+        };
         let _ = mem.write_obj(head.to_le(), GuestAddress(avail + 4 + 2 * slot));
     }
     let _ = mem.write_obj(
@@ -318,7 +321,9 @@ impl ScratchDisk {
         self.file
             .write_all_at(&self.pattern[..len], 0)
             .expect("write the scratch disk");
-        self.file.set_len(len as u64).expect("size the scratch disk");
+        self.file
+            .set_len(len as u64)
+            .expect("size the scratch disk");
     }
 
     /// Panics unless the file is still `len` bytes and, if `untouched`, still holds the pattern:

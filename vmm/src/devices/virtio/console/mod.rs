@@ -228,6 +228,10 @@ fn serve(
     complaints: &mut Complaints,
 ) -> bool {
     let mut used_any = false;
+    // A pass that pops nothing although the ring says more arrived means the driver's ring is
+    // bogus (e.g. its used ring overlaps avail.idx, which our own notification toggling then
+    // keeps changing): give up rather than spin. Found by the console/vsock fuzz targets.
+    let mut popped_this_pass = true;
     let usable = 'pass: loop {
         if queue.disable_notification(mem).is_err() {
             break false;
@@ -238,6 +242,7 @@ fn serve(
                 Err(_) => break 'pass false,
             };
             let Some(chain) = chain else { break };
+            popped_this_pass = true;
             let head = chain.head_index();
             let written = handler.handle(chain, mem, complaints);
             if queue.add_used(mem, head, written).is_err() {
@@ -249,7 +254,8 @@ fn serve(
             // More arrived while notifications were off. If the handler wants no more, they stay
             // in the ring; with EVENT_IDX the driver then does not notify until we take them, and
             // we take them as soon as we want them, without waiting for a notification.
-            Ok(true) if handler.wants_chain() => continue,
+            Ok(true) if handler.wants_chain() && popped_this_pass => popped_this_pass = false,
+            Ok(true) if handler.wants_chain() => break false,
             Ok(_) => break true,
             Err(_) => break false,
         }

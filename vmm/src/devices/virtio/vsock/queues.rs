@@ -88,6 +88,10 @@ fn serve(
     handler: &mut impl ChainHandler,
 ) -> bool {
     let mut used_any = false;
+    // A pass that pops nothing although the ring says more arrived means the driver's ring is
+    // bogus (e.g. its used ring overlaps avail.idx, which our own notification toggling then
+    // keeps changing): give up rather than spin. Found by the console/vsock fuzz targets.
+    let mut popped_this_pass = true;
     let usable = 'pass: loop {
         if queue.disable_notification(mem).is_err() {
             break false;
@@ -98,6 +102,7 @@ fn serve(
                 Err(_) => break 'pass false,
             };
             let Some(chain) = chain else { break };
+            popped_this_pass = true;
             let head = chain.head_index();
             match handler.handle(chain, mem) {
                 Handled::Used(len) => {
@@ -116,7 +121,8 @@ fn serve(
         match queue.enable_notification(mem) {
             // More arrived while notifications were off. Chains we do not want now stay in the
             // ring, and we come back for them when we do, without waiting for a notification.
-            Ok(true) if handler.wants_chain() => continue,
+            Ok(true) if handler.wants_chain() && popped_this_pass => popped_this_pass = false,
+            Ok(true) if handler.wants_chain() => break false,
             Ok(_) => break true,
             Err(_) => break false,
         }
