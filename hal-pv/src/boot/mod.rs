@@ -19,7 +19,7 @@ pub struct BootInfo {
     pub cmdline: &'static str,
     /// Usable RAM in the memory map, in bytes.
     pub usable_ram_bytes: u64,
-    /// APIC IDs of the CPUs the firmware tables list (the boot CPU included).
+    /// How many CPUs the firmware tables list (the boot CPU included).
     pub cpu_count: usize,
     /// Whether we run under the NOA VMM (its paravirtual ports are there).
     pub noa_vmm: bool,
