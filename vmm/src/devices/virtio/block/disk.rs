@@ -11,7 +11,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -366,19 +365,14 @@ fn open_error(name: &str, write: bool, e: &io::Error) -> BlockError {
 
 /// Takes the lock for the lifetime of `file`: exclusive for a read-write disk, shared otherwise.
 fn lock(name: &str, file: &File, exclusive: bool) -> Result<(), BlockError> {
-    let mode = if exclusive {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_SH
-    };
-    match flock(file, mode | libc::LOCK_NB) {
+    match try_lock(file, exclusive) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             let path = name.to_string();
             // Say who holds it: if a shared lock is free, the holders are read-only or snapshot
             // users, and a snapshot of our own would work. (Our fd is closed on return, which
             // drops this probe lock again.)
-            if exclusive && flock(file, libc::LOCK_SH | libc::LOCK_NB).is_ok() {
+            if exclusive && try_lock(file, false).is_ok() {
                 Err(BlockError::InUse {
                     path,
                     holder: "attached read-only or with --snapshot",
@@ -418,14 +412,17 @@ fn lock(name: &str, file: &File, exclusive: bool) -> Result<(), BlockError> {
     }
 }
 
-fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
-    // SAFETY: flock only takes an fd we own (kept open by the borrow) and an integer; it touches
-    // no memory of ours.
-    if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
-        Ok(())
+/// A non-blocking `flock`, through std (which uses `flock` on Linux, the lock QEMU takes too).
+fn try_lock(file: &File, exclusive: bool) -> io::Result<()> {
+    let result = if exclusive {
+        file.try_lock()
     } else {
-        Err(io::Error::last_os_error())
-    }
+        file.try_lock_shared()
+    };
+    result.map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => io::Error::from(io::ErrorKind::WouldBlock),
+        std::fs::TryLockError::Error(e) => e,
+    })
 }
 
 /// The error's text without Rust's " (os error N)" suffix: "No such file or directory".

@@ -113,21 +113,14 @@ impl QueueHandler for RngQueue {
     }
 }
 
-/// Fills `buffer` from the host's entropy pool.
+/// Fills `buffer` from the host's entropy pool (`/dev/urandom`, the same pool as `getrandom`;
+/// reading it needs no `unsafe` outside the VMM's KVM and guest-memory rooms).
 fn getrandom(buffer: &mut [u8]) -> std::io::Result<()> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        let rest = &mut buffer[filled..];
-        // SAFETY: the kernel writes at most `rest.len()` bytes into `rest`.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-            continue;
-        }
-        filled += n as usize;
+    use std::io::Read;
+    static URANDOM: std::sync::OnceLock<std::io::Result<std::fs::File>> =
+        std::sync::OnceLock::new();
+    match URANDOM.get_or_init(|| std::fs::File::open("/dev/urandom")) {
+        Ok(file) => (&*file).read_exact(buffer),
+        Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
     }
-    Ok(())
 }
