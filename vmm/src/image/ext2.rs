@@ -311,7 +311,7 @@ impl Ext2Image {
                 dir.number, dir.size
             )));
         }
-        if dir.size % bs != 0 {
+        if !dir.size.is_multiple_of(bs) {
             return Err(self.corrupt(format!(
                 "directory inode {} has size {}, not a multiple of the block size {bs}",
                 dir.number, dir.size

@@ -43,7 +43,7 @@ pub fn read_ap_start(
     mem_bytes: u64,
 ) -> Result<(u32, ApStart), String> {
     let mut block = [0u8; AP_START_LEN];
-    if addr % 8 != 0 {
+    if !addr.is_multiple_of(8) {
         return Err(format!("ApStart block at {addr:#x} is not 8-byte aligned"));
     }
     mem.read_slice(&mut block, GuestAddress(addr))
@@ -61,7 +61,7 @@ pub fn read_ap_start(
         ram.iter()
             .any(|(start, len)| addr >= start.0 && addr < start.0 + len)
     };
-    if start.cr3 % 4096 != 0 || !in_ram(start.cr3) {
+    if !start.cr3.is_multiple_of(4096) || !in_ram(start.cr3) {
         return Err(format!(
             "ApStart cr3 {:#x} is not a page of guest RAM",
             start.cr3

@@ -239,7 +239,7 @@ impl Requests {
 
     /// Checks that `bytes` at `sector` are whole sectors inside the disk; returns the byte offset.
     fn data_range(&self, disk: &Disk, sector: u64, bytes: u64) -> Result<u64, String> {
-        if bytes % SECTOR_BYTES != 0 {
+        if !bytes.is_multiple_of(SECTOR_BYTES) {
             return Err(format!(
                 "{bytes} data bytes is not a whole number of sectors"
             ));

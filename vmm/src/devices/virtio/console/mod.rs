@@ -25,7 +25,6 @@ use output::Output;
 use std::io::Write;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
-use virtio_queue::{QueueOwnedT, QueueT};
 use vm_memory::GuestMemoryMmap;
 
 /// receiveq (host → guest) and transmitq (guest → host).
@@ -215,11 +214,8 @@ trait ChainHandler {
     ) -> u32;
 }
 
-/// Serves `queue` while `handler` wants chains: [`super::queue::serve`] plus the early stop the
-/// receiveq needs (it must not take buffers it has nothing to put in). An avail index more than a
-/// queue's worth ahead, which virtio-queue refuses to iterate while its `enable_notification`
-/// keeps reporting "more", is caught where the iteration fails. Returns false if the queue is
-/// unusable.
+/// Serves `queue` while `handler` wants chains, through the shared loop
+/// ([`super::queue::serve_chains`]); the handler also gets the device's complaint log.
 fn serve(
     queue: &mut Queue,
     mem: &GuestMemoryMmap,
@@ -227,43 +223,27 @@ fn serve(
     handler: &mut impl ChainHandler,
     complaints: &mut Complaints,
 ) -> bool {
-    let mut used_any = false;
-    // A pass that pops nothing although the ring says more arrived means the driver's ring is
-    // bogus (e.g. its used ring overlaps avail.idx, which our own notification toggling then
-    // keeps changing): give up rather than spin. Found by the console/vsock fuzz targets.
-    let mut popped_this_pass = true;
-    let usable = 'pass: loop {
-        if queue.disable_notification(mem).is_err() {
-            break false;
-        }
-        while handler.wants_chain() {
-            let chain = match queue.iter(mem) {
-                Ok(mut available) => available.next(),
-                Err(_) => break 'pass false,
-            };
-            let Some(chain) = chain else { break };
-            popped_this_pass = true;
-            let head = chain.head_index();
-            let written = handler.handle(chain, mem, complaints);
-            if queue.add_used(mem, head, written).is_err() {
-                break 'pass false; // a head index outside the queue
-            }
-            used_any = true;
-        }
-        match queue.enable_notification(mem) {
-            // More arrived while notifications were off. If the handler wants no more, they stay
-            // in the ring; with EVENT_IDX the driver then does not notify until we take them, and
-            // we take them as soon as we want them, without waiting for a notification.
-            Ok(true) if handler.wants_chain() && popped_this_pass => popped_this_pass = false,
-            Ok(true) if handler.wants_chain() => break false,
-            Ok(_) => break true,
-            Err(_) => break false,
-        }
-    };
-    if used_any && queue.needs_notification(mem).unwrap_or(true) {
-        interrupt.signal_used_queue();
+    struct WithComplaints<'a, H> {
+        handler: &'a mut H,
+        complaints: &'a mut Complaints,
     }
-    usable
+    impl<H: ChainHandler> super::queue::ChainHandler for WithComplaints<'_, H> {
+        fn wants_chain(&self) -> bool {
+            self.handler.wants_chain()
+        }
+        fn handle(&mut self, chain: Chain<'_>, mem: &GuestMemoryMmap) -> super::queue::Handled {
+            super::queue::Handled::Used(self.handler.handle(chain, mem, self.complaints))
+        }
+    }
+    super::queue::serve_chains(
+        queue,
+        mem,
+        interrupt,
+        &mut WithComplaints {
+            handler,
+            complaints,
+        },
+    )
 }
 
 /// The I/O thread's view: both queues, and the port.

@@ -10,14 +10,13 @@
 use super::log_once::Problem;
 use super::muxer::Muxer;
 use super::packet::{HEADER_BYTES, Header, MAX_PAYLOAD};
-use crate::devices::virtio::queue::Chain;
+use crate::devices::virtio::queue::{Chain, ChainHandler, Handled, serve_chains};
 use crate::devices::virtio::worker::QueueHandler;
 use crate::devices::virtio::{Interrupt, Queue};
 use event_manager::EventSet;
 use std::io::{Read, Write};
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use virtio_queue::{QueueOwnedT, QueueT};
 use vm_memory::GuestMemoryMmap;
 
 pub const RX: usize = 0;
@@ -60,77 +59,6 @@ impl VsockQueues {
             payload: Vec::new(),
         }
     }
-}
-
-/// What became of a chain a pass took.
-enum Handled {
-    /// Return it to the driver with this many bytes written.
-    Used(u32),
-    /// Not needed after all: leave it in the ring for next time.
-    PutBack,
-}
-
-/// One pass over a queue.
-trait ChainHandler {
-    /// Whether to take another chain.
-    fn wants_chain(&self) -> bool;
-    fn handle(&mut self, chain: Chain<'_>, mem: &GuestMemoryMmap) -> Handled;
-}
-
-/// Serves `queue` while `handler` wants chains (the shape of [`crate::devices::virtio::queue::serve`],
-/// plus stopping early and putting a chain back). An avail index more than a queue ahead, which
-/// virtio-queue refuses to iterate, makes the queue broken rather than retried forever. Returns
-/// false if the queue is unusable.
-fn serve(
-    queue: &mut Queue,
-    mem: &GuestMemoryMmap,
-    interrupt: &Interrupt,
-    handler: &mut impl ChainHandler,
-) -> bool {
-    let mut used_any = false;
-    // A pass that pops nothing although the ring says more arrived means the driver's ring is
-    // bogus (e.g. its used ring overlaps avail.idx, which our own notification toggling then
-    // keeps changing): give up rather than spin. Found by the console/vsock fuzz targets.
-    let mut popped_this_pass = true;
-    let usable = 'pass: loop {
-        if queue.disable_notification(mem).is_err() {
-            break false;
-        }
-        while handler.wants_chain() {
-            let chain = match queue.iter(mem) {
-                Ok(mut available) => available.next(),
-                Err(_) => break 'pass false,
-            };
-            let Some(chain) = chain else { break };
-            popped_this_pass = true;
-            let head = chain.head_index();
-            match handler.handle(chain, mem) {
-                Handled::Used(len) => {
-                    if queue.add_used(mem, head, len).is_err() {
-                        break 'pass false; // a head index outside the queue
-                    }
-                    used_any = true;
-                }
-                Handled::PutBack => {
-                    queue.go_to_previous_position();
-                    // Chains remain, so "more arrived" would loop: we are done for now.
-                    break 'pass queue.enable_notification(mem).is_ok();
-                }
-            }
-        }
-        match queue.enable_notification(mem) {
-            // More arrived while notifications were off. Chains we do not want now stay in the
-            // ring, and we come back for them when we do, without waiting for a notification.
-            Ok(true) if handler.wants_chain() && popped_this_pass => popped_this_pass = false,
-            Ok(true) if handler.wants_chain() => break false,
-            Ok(_) => break true,
-            Err(_) => break false,
-        }
-    };
-    if used_any && queue.needs_notification(mem).unwrap_or(true) {
-        interrupt.signal_used_queue();
-    }
-    usable
 }
 
 struct TxPass<'a> {
@@ -256,7 +184,7 @@ impl VsockQueues {
             muxer: &mut self.muxer,
             payload: &mut self.payload,
         };
-        if !serve(&mut self.tx, &self.mem, &self.interrupt, &mut pass) {
+        if !serve_chains(&mut self.tx, &self.mem, &self.interrupt, &mut pass) {
             self.tx_broken = true;
             self.muxer.log().warn(
                 Problem::QueueBroken,
@@ -275,7 +203,7 @@ impl VsockQueues {
         let mut pass = RxPass {
             muxer: &mut self.muxer,
         };
-        if !serve(&mut self.rx, &self.mem, &self.interrupt, &mut pass) {
+        if !serve_chains(&mut self.rx, &self.mem, &self.interrupt, &mut pass) {
             self.rx_broken = true;
             self.muxer.log().warn(
                 Problem::QueueBroken,
