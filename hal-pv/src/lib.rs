@@ -24,7 +24,9 @@ pub mod irq;
 pub mod mm;
 pub mod pvport;
 pub mod smp;
+pub mod task;
 pub mod time;
+pub mod user;
 pub mod virtio;
 
 pub use boot::BootInfo;

@@ -116,6 +116,8 @@ extern "C" fn hal_ap_start(percpu: &'static PerCpu) -> ! {
     if crate::cpu::features::get().kvmclock {
         crate::time::kvmclock::enable_this_cpu();
     }
+    crate::user::init_this_cpu();
+    crate::task::init_this_cpu();
     ONLINE.fetch_add(1, Ordering::AcqRel);
     let main = AP_MAIN.load(Ordering::Acquire);
     // SAFETY: only `start_application_processors` stores here, and it stores a `fn() -> !`.

@@ -117,6 +117,8 @@ extern "C" fn hal_start64(start_info_phys: u64) -> ! {
     crate::time::init();
     crate::irq::apic::init_this_cpu();
     crate::irq::apic::calibrate_timer();
+    crate::user::init_this_cpu();
+    crate::task::init_this_cpu();
     // SAFETY: boot CPU, once, before anyone reads the list.
     let cpus = unsafe { &mut *CPUS.0.get() };
     if crate::acpi::find_cpus(info.rsdp, cpus).is_none() || cpus.count == 0 {

@@ -85,7 +85,9 @@ boot_high_half:
     movabsq $boot_stack_top, %rsp
     xorl %ebp, %ebp
     movabsq $hal_start64, %rax
-    jmpq *%rax
+    /* Enter as if called (RSP + 8 16-byte aligned): Rust's 16-byte-aligned locals rely on it. */
+    callq *%rax
+    ud2
     .popsection
 
     .pushsection .boot.data, "aw"

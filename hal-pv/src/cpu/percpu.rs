@@ -8,6 +8,15 @@ use core::cell::UnsafeCell;
 /// Size of each interrupt stack (double fault, NMI, machine check).
 pub const IST_STACK_BYTES: usize = 16 * 1024;
 
+/// GS offsets of the fields the user-mode entry and exit assembly uses (`user/entry.rs`).
+pub(crate) const GS_USER_RETURN_RSP: usize = 16;
+pub(crate) const GS_USER_CR2: usize = 24;
+pub(crate) const GS_USER_FRAME_END: usize = 32;
+pub(crate) const GS_USER_RSP_SCRATCH: usize = 40;
+
+/// Most CPUs the HAL manages (the TLB shoot-down keeps one bit per CPU's state).
+pub const MAX_CPUS: usize = 64;
+
 #[repr(C, align(64))]
 pub struct PerCpu {
     /// Points at this block: `gs:[0]` (lets us turn GS into a reference).
@@ -15,6 +24,18 @@ pub struct PerCpu {
     /// Dense CPU number, 0 = boot CPU: `gs:[8]`.
     pub index: u32,
     pub apic_id: core::sync::atomic::AtomicU32,
+    /// `gs:[16]`: the kernel stack pointer a trap from user mode returns to (inside `run`).
+    pub(crate) user_return_rsp: UnsafeCell<u64>,
+    /// `gs:[24]`: CR2 of the last page fault from user mode.
+    pub(crate) user_cr2: UnsafeCell<u64>,
+    /// `gs:[32]`: the end of the running user context's trap frame (the `syscall` entry's stack).
+    pub(crate) user_frame_end: UnsafeCell<u64>,
+    /// `gs:[40]`: the user stack pointer, briefly, in the `syscall` entry.
+    pub(crate) user_rsp_scratch: UnsafeCell<u64>,
+    /// User-mode state of this CPU: loaded address space, FS base (`user/`).
+    pub(crate) user: crate::user::CpuUserState,
+    /// The kernel context running here and the one it switched from (`task.rs`).
+    pub(crate) task: crate::task::CpuTaskState,
     /// Base of this CPU's three interrupt stacks (0 for the boot CPU, whose stacks are static).
     pub(crate) ist_base: u64,
     pub(crate) gdt: UnsafeCell<Gdt>,
@@ -31,6 +52,12 @@ impl PerCpu {
             self_ptr: 0,
             index,
             apic_id: core::sync::atomic::AtomicU32::new(apic_id),
+            user_return_rsp: UnsafeCell::new(0),
+            user_cr2: UnsafeCell::new(0),
+            user_frame_end: UnsafeCell::new(0),
+            user_rsp_scratch: UnsafeCell::new(0),
+            user: crate::user::CpuUserState::new(),
+            task: crate::task::CpuTaskState::new(),
             ist_base,
             gdt: UnsafeCell::new(Gdt::new()),
             tss: UnsafeCell::new(Tss::new()),
@@ -62,6 +89,22 @@ pub(crate) unsafe fn install(percpu: &'static PerCpu) {
         (ptr as *mut u64).write_volatile(ptr);
         x86::msr::wrmsr(x86::msr::IA32_GS_BASE, ptr);
     }
+    if let Some(slot) = ALL.get(percpu.index as usize) {
+        slot.store(ptr as *mut PerCpu, core::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Every installed per-CPU block, by index (for cross-CPU work such as TLB shoot-downs).
+static ALL: [core::sync::atomic::AtomicPtr<PerCpu>; MAX_CPUS] =
+    [const { core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+
+/// The per-CPU blocks of all CPUs online.
+pub fn all_cpus() -> impl Iterator<Item = &'static PerCpu> {
+    ALL.iter().filter_map(|slot| {
+        let ptr = slot.load(core::sync::atomic::Ordering::Acquire);
+        // SAFETY: only `install` stores here, pointers to blocks that live forever.
+        (!ptr.is_null()).then(|| unsafe { &*ptr })
+    })
 }
 
 /// This CPU's per-CPU block.

@@ -18,7 +18,7 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 /// Registers saved on every trap, in stack order.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TrapFrame {
     pub r15: u64,
     pub r14: u64,
@@ -58,19 +58,33 @@ pub fn set_handler(vector: u8, handler: Handler) {
     HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
 }
 
+/// The handler registered for `vector`, if any.
+pub fn handler(vector: u8) -> Option<Handler> {
+    let handler = HANDLERS[vector as usize].load(Ordering::Acquire);
+    // SAFETY: only `set_handler` stores here, and it stores a `Handler`.
+    (handler != 0).then(|| unsafe { core::mem::transmute::<usize, Handler>(handler) })
+}
+
+/// A trap taken in the kernel (traps from user mode go back to `user::UserContext::run`).
 #[unsafe(no_mangle)]
 extern "C" fn hal_trap_dispatch(frame: &mut TrapFrame) {
-    let vector = frame.vector as usize;
-    if vector < 32 {
+    if frame.vector < 32 {
         crate::crash::exception(frame);
     }
-    if vector == SPURIOUS_VECTOR as usize {
+    dispatch_interrupt(frame);
+}
+
+/// An interrupt that arrived in user mode, dispatched by `run` on the kernel stack.
+pub(crate) fn dispatch_user_interrupt(frame: &mut TrapFrame) {
+    dispatch_interrupt(frame);
+}
+
+fn dispatch_interrupt(frame: &mut TrapFrame) {
+    let vector = frame.vector as u8;
+    if vector == SPURIOUS_VECTOR {
         return;
     }
-    let handler = HANDLERS[vector].load(Ordering::Acquire);
-    if handler != 0 {
-        // SAFETY: only `set_handler` stores here, and it stores a `Handler`.
-        let handler: Handler = unsafe { core::mem::transmute::<usize, Handler>(handler) };
+    if let Some(handler) = handler(vector) {
         handler(frame);
     }
     apic::eoi();

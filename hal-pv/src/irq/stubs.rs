@@ -2,7 +2,8 @@
 //! the IDT itself.
 //!
 //! The stubs give every vector the same frame (a zero error code where the CPU pushes none), so
-//! one Rust function, [`super::dispatch`], sees them all. The path is kept short: on PVM hosts each
+//! one Rust function, `hal_trap_dispatch`, sees them all — or, for a trap from ring 3, the frame is
+//! the user context's and the stub leaves for `hal_user_trap` (`user/entry.rs`). The path is kept short: on PVM hosts each
 //! of its instructions is emulated.
 
 use core::arch::global_asm;
@@ -44,16 +45,10 @@ trap_common:
     push r14
     push r15
     test qword ptr [rsp + 144], 3
-    jz 1f
-    swapgs
-1:
+    jnz hal_user_trap
     mov rdi, rsp
     cld
     call hal_trap_dispatch
-    test qword ptr [rsp + 144], 3
-    jz 2f
-    swapgs
-2:
     pop r15
     pop r14
     pop r13

@@ -25,6 +25,8 @@ struct Frames {
     free_head: u64,
     free_frames: u64,
     total_bytes: u64,
+    /// End of the highest RAM region (sizes the page reference counts).
+    max_end: u64,
 }
 
 static FRAMES: Mutex<Frames> = Mutex::new(Frames {
@@ -33,6 +35,7 @@ static FRAMES: Mutex<Frames> = Mutex::new(Frames {
     free_head: 0,
     free_frames: 0,
     total_bytes: 0,
+    max_end: 0,
 });
 
 /// Usable RAM the memory map reported, in bytes (what the boot line calls `mem_mib`).
@@ -50,6 +53,7 @@ pub(crate) fn init(memmap: &[MemmapEntry], reserved_end: PhysAddr) {
             continue;
         }
         usable += end - start;
+        frames.max_end = frames.max_end.max(end);
         let start = start.max(align_up(reserved_end.0));
         if end <= start || frames.count == MAX_REGIONS {
             continue;
@@ -173,5 +177,146 @@ impl Frames {
         let frame = region.next;
         region.next += bytes;
         Some(PhysAddr(frame))
+    }
+}
+
+/// Reference counts of shared pages ([`Page`]), one per frame of RAM. The table comes from pristine
+/// frames (all counts start at zero) on first use, after the direct map covers all RAM.
+static REFCOUNTS: spin::Once<&'static [core::sync::atomic::AtomicU32]> = spin::Once::new();
+
+fn refcounts() -> &'static [core::sync::atomic::AtomicU32] {
+    REFCOUNTS.call_once(|| {
+        let frames_of_ram = (FRAMES.lock().max_end / PAGE_SIZE) as usize;
+        let bytes = (frames_of_ram * 4) as u64;
+        let table = alloc_contiguous(bytes.div_ceil(PAGE_SIZE))
+            .unwrap_or_else(|| crate::crash::early_panic("no memory for page reference counts"));
+        // SAFETY: the frames are ours for good, pristine (zero = a valid count of 0), and the
+        // direct map covers them; AtomicU32 has the layout of u32.
+        unsafe {
+            core::slice::from_raw_parts(
+                table.to_virt() as *const core::sync::atomic::AtomicU32,
+                frames_of_ram,
+            )
+        }
+    })
+}
+
+fn refcount(phys: PhysAddr) -> &'static core::sync::atomic::AtomicU32 {
+    &refcounts()[(phys.0 / PAGE_SIZE) as usize]
+}
+
+/// A page of RAM that may be shared (mapped in several address spaces, copy-on-write): a counted
+/// reference to a frame. The frame goes back to the allocator with the last reference.
+///
+/// Its bytes are reached only through copies (`read`, `write`, `copy_from`): user threads may
+/// change a mapped page at any moment, so no Rust reference to its content ever exists.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Page(PhysAddr);
+
+impl Page {
+    /// A new page of zeros (pristine when possible: no zeroing in ring 0).
+    pub fn new_zeroed() -> Option<Page> {
+        Some(Page::from_frame(alloc_zeroed()?))
+    }
+
+    /// Turns an owned frame into the first reference of a page.
+    pub fn from_frame(frame: Frame) -> Page {
+        let phys = frame.leak();
+        refcount(phys).store(1, core::sync::atomic::Ordering::Relaxed);
+        Page(phys)
+    }
+
+    pub fn phys(&self) -> PhysAddr {
+        self.0
+    }
+
+    /// True if this is the only reference (a copy-on-write fault may then just take the page).
+    pub fn is_unique(&self) -> bool {
+        refcount(self.0).load(core::sync::atomic::Ordering::Acquire) == 1
+    }
+
+    /// Copies bytes out of the page at `offset` (the range must lie inside the page).
+    pub fn read(&self, offset: usize, buf: &mut [u8]) {
+        assert!(
+            offset + buf.len() <= PAGE_SIZE as usize,
+            "read past the page"
+        );
+        // SAFETY: inside the page, reached through the direct map; a racing user write only
+        // changes which bytes we copy.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.0.to_virt().add(offset),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+    }
+
+    /// Copies `bytes` into the page at `offset` (the range must lie inside the page).
+    pub fn write(&self, offset: usize, bytes: &[u8]) {
+        assert!(
+            offset + bytes.len() <= PAGE_SIZE as usize,
+            "write past the page"
+        );
+        // SAFETY: as in `read`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.0.to_virt().add(offset),
+                bytes.len(),
+            )
+        };
+    }
+
+    /// Fills `[offset, offset + len)` with zeros.
+    pub fn zero(&self, offset: usize, len: usize) {
+        assert!(offset + len <= PAGE_SIZE as usize, "zero past the page");
+        // SAFETY: as in `read`.
+        unsafe { core::ptr::write_bytes(self.0.to_virt().add(offset), 0, len) };
+    }
+
+    /// A new private page with the same content (a copy-on-write break).
+    pub fn duplicate(&self) -> Option<Page> {
+        let copy = alloc()?;
+        // SAFETY: both pages are whole frames in the direct map; `copy` is ours alone. Word
+        // copies (`rep movsq`), never per byte.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.0.to_virt() as *const u64,
+                copy.0.to_virt() as *mut u64,
+                (PAGE_SIZE / 8) as usize,
+            )
+        };
+        Some(Page::from_frame(copy))
+    }
+
+    /// Gives up this reference without dropping it (the page tables hold it as a raw address).
+    pub(crate) fn into_raw(self) -> PhysAddr {
+        let phys = self.0;
+        core::mem::forget(self);
+        phys
+    }
+
+    /// Takes back a reference given up with `into_raw`.
+    ///
+    /// # Safety
+    /// `phys` came from `into_raw`, and this reference is taken back once.
+    pub(crate) unsafe fn from_raw(phys: PhysAddr) -> Page {
+        Page(phys)
+    }
+}
+
+impl Clone for Page {
+    fn clone(&self) -> Page {
+        refcount(self.0).fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        Page(self.0)
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        if refcount(self.0).fetch_sub(1, core::sync::atomic::Ordering::AcqRel) == 1 {
+            free_raw(self.0);
+        }
     }
 }

@@ -5,6 +5,7 @@
 //!   APIC and IOAPIC pages uncached);
 //! - `0xffff_ffff_8000_0000 + p`: the kernel image, loaded at physical `p` (2 MiB).
 
+pub mod address_space;
 pub mod frames;
 pub mod heap;
 pub mod paging;

@@ -8,6 +8,7 @@
 
 mod cpu;
 mod memory;
+mod user;
 mod virtio;
 
 use alloc::string::String;
@@ -65,6 +66,15 @@ const TESTS: &[KernelTest] = &[
     ("clock_monotonic", cpu::clock_monotonic),
     ("timer_one_shot_deadline", cpu::timer_one_shot_deadline),
     ("smp_ipi_every_cpu", cpu::smp_ipi_every_cpu),
+    ("user_syscall_round_trip", user::syscall_round_trip),
+    (
+        "user_page_fault_reports_address",
+        user::page_fault_reports_address,
+    ),
+    (
+        "user_vector_state_survives_a_round_trip",
+        user::vector_state_survives_a_round_trip,
+    ),
     ("virtio_rng_gives_entropy", virtio::rng_gives_entropy),
     ("virtio_console_writes", virtio::console_writes),
     (

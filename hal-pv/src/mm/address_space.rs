@@ -1,0 +1,505 @@
+//! User address spaces: the lower half of a 4-level page table, the kernel half shared.
+//!
+//! An [`AddressSpace`] owns its page-table frames and one [`Page`] reference per mapped page, and
+//! hands out only copies of user memory ([`AddressSpace::read`], [`AddressSpace::write`]) found
+//! by walking the tables in software: the kernel never dereferences a user address, so a bad user
+//! pointer is an `Err`, never a kernel fault, and SMAP can stay on.
+//!
+//! TLB coherence, lazily: every change that removes or narrows a mapping bumps the space's
+//! generation; a CPU compares generations each time it enters user mode (in `user::run`) and
+//! reloads CR3 when behind. A CPU that is in user mode in this space *now* is interrupted with an
+//! IPI and waited for, so once a change returns no CPU can still use the old translation — only
+//! then are the pages it unmapped released. CPUs in the kernel need nothing: the kernel reaches
+//! user memory only through the direct map.
+//!
+//! Which CPU has which space loaded is tracked with reference counts ([`AddressSpace::activate`]
+//! keeps an `Arc` per CPU), so page tables are never freed while loaded anywhere.
+
+use super::frames::{self, Page};
+use super::paging::{self, NO_EXECUTE, PRESENT, USER, WRITABLE};
+use super::{PAGE_SIZE, PhysAddr};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Mutex;
+
+/// The end of user space (exclusive): the last canonical lower-half page is never mapped.
+pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
+/// A software bit: the page is shared copy-on-write; a write fault must copy it first.
+const COW: u64 = 1 << 9;
+/// A software bit: the page is shared writable (MAP_SHARED), kept writable across fork.
+const SHARED: u64 = 1 << 10;
+/// A software bit: the frame is not a counted [`Page`] (the kernel's trampoline page).
+const FOREIGN: u64 = 1 << 11;
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// How a user page may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PageFlags {
+    pub write: bool,
+    pub exec: bool,
+    /// Shared copy-on-write: reads see the shared page; the first write must copy it.
+    pub cow: bool,
+    /// Shared writable mapping: fork keeps it shared and writable.
+    pub shared: bool,
+}
+
+impl PageFlags {
+    fn to_pte(self) -> u64 {
+        let mut pte = PRESENT | USER;
+        if self.write && !self.cow {
+            pte |= WRITABLE;
+        }
+        if !self.exec {
+            pte |= NO_EXECUTE;
+        }
+        if self.cow {
+            pte |= COW;
+        }
+        if self.shared {
+            pte |= SHARED;
+        }
+        pte
+    }
+
+    fn from_pte(pte: u64) -> PageFlags {
+        PageFlags {
+            write: pte & WRITABLE != 0 || pte & COW != 0,
+            exec: pte & NO_EXECUTE == 0,
+            cow: pte & COW != 0,
+            shared: pte & SHARED != 0,
+        }
+    }
+}
+
+/// A user access that the page tables do not allow, at `addr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub addr: u64,
+    pub write: bool,
+    /// Something is mapped there (so this is a protection or copy-on-write fault).
+    pub present: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// The address is not a page-aligned user address.
+    BadAddress,
+    OutOfMemory,
+}
+
+pub struct AddressSpace {
+    root: PhysAddr,
+    generation: AtomicU64,
+    tables: Mutex<()>,
+}
+
+fn table(phys: u64) -> *mut u64 {
+    PhysAddr(phys).to_virt() as *mut u64
+}
+
+fn index(virt: u64, level: u32) -> usize {
+    ((virt >> (12 + 9 * level)) & 0x1ff) as usize
+}
+
+fn is_user_page(va: u64) -> bool {
+    va % PAGE_SIZE == 0 && va < USER_END
+}
+
+impl AddressSpace {
+    /// An empty user half, the kernel half shared with every space, and the HAL's trampoline page.
+    pub fn new() -> Option<Arc<AddressSpace>> {
+        let root = frames::alloc_zeroed()?.leak();
+        let kernel = paging::kernel_root();
+        // SAFETY: both are page tables in the direct map; the new one is ours alone. Only the
+        // kernel half (entries 256..512, fixed since boot) is copied.
+        unsafe {
+            core::ptr::copy_nonoverlapping(table(kernel.0).add(256), table(root.0).add(256), 256);
+        }
+        let space = Arc::new(AddressSpace {
+            root,
+            generation: AtomicU64::new(0),
+            tables: Mutex::new(()),
+        });
+        let trampoline = crate::user::vector::trampoline_phys();
+        let _guard = space.tables.lock();
+        let slot = space.leaf_slot(crate::user::TRAMPOLINE_VA, true)?;
+        // SAFETY: a fresh leaf slot of our own tables.
+        unsafe { slot.write(trampoline.0 | PRESENT | USER | FOREIGN) };
+        drop(_guard);
+        Some(space)
+    }
+
+    /// The slot of the 4 KiB leaf entry for `va`, creating the tables on the way if `create`.
+    /// Caller holds `tables`.
+    fn leaf_slot(&self, va: u64, create: bool) -> Option<*mut u64> {
+        let mut phys = self.root.0;
+        for level in (1..4).rev() {
+            // SAFETY: `phys` is one of our page tables; index < 512.
+            let slot = unsafe { table(phys).add(index(va, level)) };
+            // SAFETY: as above.
+            let entry = unsafe { slot.read() };
+            if entry & PRESENT != 0 {
+                phys = entry & ADDR_MASK;
+                continue;
+            }
+            if !create {
+                return None;
+            }
+            let child = frames::alloc_zeroed()?.leak();
+            // SAFETY: as above; intermediate entries allow everything, the leaf decides.
+            unsafe { slot.write(child.0 | PRESENT | WRITABLE | USER) };
+            phys = child.0;
+        }
+        // SAFETY: a leaf table of ours.
+        Some(unsafe { table(phys).add(index(va, 0)) })
+    }
+
+    /// Maps `page` at `va`. A page already there is replaced (and released once no CPU can still
+    /// reach it).
+    pub fn map(&self, va: u64, page: Page, flags: PageFlags) -> Result<(), MapError> {
+        if !is_user_page(va) || va == crate::user::TRAMPOLINE_VA {
+            return Err(MapError::BadAddress);
+        }
+        let guard = self.tables.lock();
+        let slot = self.leaf_slot(va, true).ok_or(MapError::OutOfMemory)?;
+        // SAFETY: our leaf slot; the page's reference moves into the table.
+        let old = unsafe { slot.read() };
+        // SAFETY: as above.
+        unsafe { slot.write(page.into_raw().0 | flags.to_pte()) };
+        drop(guard);
+        if old & PRESENT != 0 {
+            let mut released = Vec::new();
+            released.extend(release(old));
+            self.shoot_down();
+            drop(released);
+        }
+        Ok(())
+    }
+
+    /// Removes every mapping in `[start, end)`; returns how many pages were mapped there.
+    pub fn unmap(&self, start: u64, end: u64) -> usize {
+        let mut released = Vec::new();
+        let guard = self.tables.lock();
+        self.for_each_present(start, end, |_, slot| {
+            // SAFETY: a present leaf slot of ours.
+            let old = unsafe { slot.read() };
+            // SAFETY: as above.
+            unsafe { slot.write(0) };
+            released.extend(release(old));
+        });
+        drop(guard);
+        let count = released.len();
+        if count != 0 {
+            self.shoot_down();
+        }
+        drop(released);
+        count
+    }
+
+    /// Changes the flags of every page mapped in `[start, end)` with `change`.
+    pub fn protect(&self, start: u64, end: u64, change: impl Fn(PageFlags) -> PageFlags) {
+        let mut narrowed = false;
+        let guard = self.tables.lock();
+        self.for_each_present(start, end, |_, slot| {
+            // SAFETY: a present leaf slot of ours.
+            let old = unsafe { slot.read() };
+            let new =
+                (old & ADDR_MASK) | (old & FOREIGN) | change(PageFlags::from_pte(old)).to_pte();
+            if new != old {
+                narrowed |= (old & WRITABLE != 0 && new & WRITABLE == 0)
+                    || (old & NO_EXECUTE == 0 && new & NO_EXECUTE != 0);
+                // SAFETY: as above.
+                unsafe { slot.write(new) };
+            }
+        });
+        drop(guard);
+        if narrowed {
+            self.shoot_down();
+        } else {
+            self.flush_local();
+        }
+    }
+
+    /// What is mapped at the page of `va`: the page and its flags.
+    pub fn query(&self, va: u64) -> Option<(Page, PageFlags)> {
+        if va >= USER_END {
+            return None;
+        }
+        let _guard = self.tables.lock();
+        let slot = self.leaf_slot(va & !(PAGE_SIZE - 1), false)?;
+        // SAFETY: our leaf slot.
+        let entry = unsafe { slot.read() };
+        if entry & PRESENT == 0 || entry & FOREIGN != 0 {
+            return None;
+        }
+        // SAFETY: the table holds one reference; we hand out a new one.
+        let page = unsafe { Page::from_raw(PhysAddr(entry & ADDR_MASK)) };
+        let copy = page.clone();
+        let _ = page.into_raw();
+        Some((copy, PageFlags::from_pte(entry)))
+    }
+
+    /// A copy-on-write copy of all user mappings (fork): private writable pages become read-only
+    /// and copy-on-write in both spaces; shared and read-only pages are shared as they are.
+    pub fn fork(&self) -> Option<Arc<AddressSpace>> {
+        let child = AddressSpace::new()?;
+        let mut narrowed = false;
+        let mut out_of_memory = false;
+        {
+            let _parent = self.tables.lock();
+            let _child = child.tables.lock();
+            self.for_each_present(0, USER_END, |va, slot| {
+                if out_of_memory {
+                    return;
+                }
+                // SAFETY: a present leaf slot of ours.
+                let mut entry = unsafe { slot.read() };
+                if entry & FOREIGN != 0 {
+                    return;
+                }
+                if entry & WRITABLE != 0 && entry & SHARED == 0 {
+                    entry = (entry & !WRITABLE) | COW;
+                    // SAFETY: as above.
+                    unsafe { slot.write(entry) };
+                    narrowed = true;
+                }
+                let Some(child_slot) = child.leaf_slot(va, true) else {
+                    out_of_memory = true;
+                    return;
+                };
+                // SAFETY: the new reference goes into the child's table.
+                let page = unsafe { Page::from_raw(PhysAddr(entry & ADDR_MASK)) };
+                let extra = page.clone();
+                let _ = page.into_raw();
+                // SAFETY: the child's fresh leaf slot.
+                unsafe { child_slot.write(extra.into_raw().0 | (entry & !ADDR_MASK)) };
+            });
+        }
+        if narrowed {
+            self.shoot_down();
+        }
+        (!out_of_memory).then_some(child)
+    }
+
+    /// Calls `f(va, slot)` for every present 4 KiB leaf in `[start, end)`, skipping absent
+    /// tables whole. Caller holds `tables`.
+    fn for_each_present(&self, start: u64, end: u64, mut f: impl FnMut(u64, *mut u64)) {
+        let end = end.min(USER_END);
+        let mut va = start & !(PAGE_SIZE - 1);
+        while va < end {
+            let mut phys = self.root.0;
+            let mut skipped = false;
+            for level in (1..4).rev() {
+                // SAFETY: our tables.
+                let entry = unsafe { table(phys).add(index(va, level)).read() };
+                if entry & PRESENT == 0 {
+                    let span = 1u64 << (12 + 9 * level);
+                    va = (va & !(span - 1)).saturating_add(span);
+                    skipped = true;
+                    break;
+                }
+                phys = entry & ADDR_MASK;
+            }
+            if skipped {
+                continue;
+            }
+            // The leaf table: visit its entries from `va` to the table's end or `end`.
+            let table_end = ((va >> 21) + 1) << 21;
+            while va < end.min(table_end) {
+                // SAFETY: our leaf table.
+                let slot = unsafe { table(phys).add(index(va, 0)) };
+                // SAFETY: as above.
+                if unsafe { slot.read() } & PRESENT != 0 {
+                    f(va, slot);
+                }
+                va += PAGE_SIZE;
+            }
+        }
+    }
+
+    /// Copies user memory at `va` into `buf`; fails at the first page user mode could not read.
+    pub fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        self.copy(va, buf.len(), false, |phys, done, len| {
+            // SAFETY: `phys..phys+len` lies inside one mapped user page (direct map); a racing
+            // user write only changes which bytes we copy.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    PhysAddr(phys).to_virt(),
+                    buf.as_mut_ptr().add(done),
+                    len,
+                )
+            }
+        })
+    }
+
+    /// Copies `bytes` to user memory at `va`; fails at the first page user mode could not write.
+    pub fn write(&self, va: u64, bytes: &[u8]) -> Result<(), Fault> {
+        self.copy(va, bytes.len(), true, |phys, done, len| {
+            // SAFETY: as in `read`, into a page user mode may write.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    bytes.as_ptr().add(done),
+                    PhysAddr(phys).to_virt(),
+                    len,
+                )
+            }
+        })
+    }
+
+    fn copy(
+        &self,
+        va: u64,
+        len: usize,
+        write: bool,
+        mut each: impl FnMut(u64, usize, usize),
+    ) -> Result<(), Fault> {
+        let _guard = self.tables.lock();
+        let mut done = 0;
+        while done < len {
+            let addr = va.checked_add(done as u64).ok_or(Fault {
+                addr: u64::MAX,
+                write,
+                present: false,
+            })?;
+            let fault = Fault {
+                addr,
+                write,
+                present: false,
+            };
+            if addr >= USER_END {
+                return Err(fault);
+            }
+            let slot = self
+                .leaf_slot(addr & !(PAGE_SIZE - 1), false)
+                .ok_or(fault)?;
+            // SAFETY: our leaf slot.
+            let entry = unsafe { slot.read() };
+            if entry & PRESENT == 0 {
+                return Err(fault);
+            }
+            if write && entry & WRITABLE == 0 {
+                return Err(Fault {
+                    present: true,
+                    ..fault
+                });
+            }
+            let offset = (addr % PAGE_SIZE) as usize;
+            let chunk = (PAGE_SIZE as usize - offset).min(len - done);
+            each((entry & ADDR_MASK) + offset as u64, done, chunk);
+            done += chunk;
+        }
+        Ok(())
+    }
+
+    /// Makes this the address space of this CPU (loads CR3 unless it is loaded already).
+    pub fn activate(self: &Arc<AddressSpace>) {
+        let state = &crate::cpu::this_cpu().user;
+        // SAFETY: this CPU's own slot, interrupts off in the kernel.
+        let loaded = unsafe { &mut *state.loaded.get() };
+        if loaded.as_ref().is_some_and(|s| Arc::ptr_eq(s, self)) {
+            return;
+        }
+        // Read the generation before the switch: a change racing with it is caught at user entry.
+        state
+            .loaded_generation
+            .store(self.generation.load(Ordering::SeqCst), Ordering::SeqCst);
+        // SAFETY: a complete page table whose kernel half equals the kernel's.
+        unsafe { x86::controlregs::cr3_write(self.root.0) };
+        // The previous space may be freed here, now that it is no longer loaded.
+        *loaded = Some(self.clone());
+    }
+
+    /// Reloads CR3 if this CPU has this space loaded.
+    fn flush_local(&self) {
+        let state = &crate::cpu::this_cpu().user;
+        // SAFETY: this CPU's own slot.
+        let loaded = unsafe { &*state.loaded.get() };
+        if loaded
+            .as_ref()
+            .is_some_and(|s| core::ptr::eq(Arc::as_ptr(s), self))
+        {
+            state
+                .loaded_generation
+                .store(self.generation.load(Ordering::SeqCst), Ordering::SeqCst);
+            // SAFETY: reloading the current CR3 only flushes the TLB.
+            unsafe { x86::controlregs::cr3_write(self.root.0) };
+        }
+    }
+
+    /// Makes every CPU drop translations of this space older than now (see the module doc).
+    fn shoot_down(&self) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.flush_local();
+        let me = crate::cpu::cpu_index();
+        for cpu in crate::cpu::percpu::all_cpus().filter(|c| c.index != me) {
+            let state = &cpu.user;
+            if state.in_user.load(Ordering::SeqCst) != self.root.0 {
+                continue;
+            }
+            crate::irq::apic::send_ipi(
+                cpu.apic_id.load(Ordering::Relaxed),
+                crate::user::FLUSH_VECTOR,
+            );
+            while state.in_user.load(Ordering::SeqCst) == self.root.0
+                && state.loaded_generation.load(Ordering::SeqCst) < generation
+            {
+                core::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Enters user mode on this CPU if the space is loaded: marks it and catches up with changes.
+    /// Returns false if this space is not the loaded one.
+    pub(crate) fn enter_user_mode(&self, state: &crate::user::CpuUserState) {
+        state.in_user.store(self.root.0, Ordering::SeqCst);
+        let generation = self.generation.load(Ordering::SeqCst);
+        if state.loaded_generation.load(Ordering::SeqCst) != generation {
+            state.loaded_generation.store(generation, Ordering::SeqCst);
+            // SAFETY: reloading the current CR3 only flushes the TLB.
+            unsafe { x86::controlregs::cr3_write(self.root.0) };
+        }
+    }
+}
+
+/// The page reference a leaf entry held (none for the trampoline).
+fn release(entry: u64) -> Option<Page> {
+    // SAFETY: a present, non-foreign leaf holds exactly one reference, removed with the entry.
+    (entry & PRESENT != 0 && entry & FOREIGN == 0)
+        .then(|| unsafe { Page::from_raw(PhysAddr(entry & ADDR_MASK)) })
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        // No CPU has us loaded (each loaded space is held by an Arc), so nothing is in flight.
+        fn free_level(phys: u64, level: u32, entries: core::ops::Range<usize>) {
+            for i in entries {
+                // SAFETY: one of our tables, being torn down.
+                let entry = unsafe { table(phys).add(i).read() };
+                if entry & PRESENT == 0 {
+                    continue;
+                }
+                if level == 0 {
+                    drop(release(entry));
+                } else {
+                    free_level(entry & ADDR_MASK, level - 1, 0..512);
+                    frames::free_raw(PhysAddr(entry & ADDR_MASK));
+                }
+            }
+        }
+        free_level(self.root.0, 3, 0..256);
+        frames::free_raw(self.root);
+    }
+}
+
+/// Switches this CPU to the kernel's own tables (an idle CPU, or before an address space dies).
+pub fn activate_kernel_space() {
+    let state = &crate::cpu::this_cpu().user;
+    // SAFETY: this CPU's own slot.
+    let loaded = unsafe { &mut *state.loaded.get() };
+    if loaded.is_some() {
+        // SAFETY: the kernel's tables map everything the kernel uses.
+        unsafe { x86::controlregs::cr3_write(paging::kernel_root().0) };
+        *loaded = None;
+    }
+}
