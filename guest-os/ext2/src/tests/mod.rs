@@ -1,0 +1,11 @@
+//! Tests against real images: each fixture is a directory tree turned into an image by
+//! `mke2fs -t ext2 -d` (e2fsprogs) and checked clean by `e2fsck -fn` before the reader sees it,
+//! so the reader is tested on what the tools produce, then on targeted and random corruption.
+
+mod corrupt;
+mod dir;
+mod file;
+mod fixture;
+mod fuzz;
+mod inode;
+mod open;
