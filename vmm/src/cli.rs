@@ -1,5 +1,5 @@
 //! The command line, in the style of Firecracker and Cloud Hypervisor: one image, a few flags,
-//! and (later) a command to run in the guest after `--`.
+//! and optionally a command to run in the guest after `--` (runner mode).
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -57,16 +57,19 @@ pub struct Cli {
     #[arg(long, value_name = "cid=N,uds=PATH")]
     pub vsock: Option<crate::devices::virtio::vsock::VsockConfig>,
 
-    /// Log what the VMM does (to stderr).
+    /// Log what the VMM does (to stderr); with a command, also show the kernel's log (the serial
+    /// console) on stderr as it comes.
     #[arg(long, short)]
     pub verbose: bool,
 
     /// The disk image (ext2, with /boot/kernel and /boot/cmdline).
     pub image: PathBuf,
 
-    /// A command to run in the guest (needs the guest's init; not yet supported).
-    #[arg(last = true)]
-    pub command: Vec<String>,
+    /// A command to run in the guest (runner mode): its stdout and stderr become the VMM's, stdin
+    /// feeds it, and the VMM exits with its exit code. The kernel's log then shows only with
+    /// --verbose or when the run fails.
+    #[arg(last = true, value_name = "CMD ARGS")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// The kernel needs a few MiB for itself, its page tables and heap.

@@ -3,10 +3,12 @@
 //!
 //! Rooms: `kvm` and `memory` hold all the `unsafe` (with `// SAFETY:` notes); `boot` writes what the
 //! guest finds at its first instruction; `devices` are the emulated and paravirtual devices;
-//! `vm` runs the vCPUs; `image` reads the guest disk image on the host.
+//! `vm` runs the vCPUs; `image` reads the guest disk image on the host; `command` encodes the
+//! command of runner mode (`vmm IMAGE -- CMD ARGS…`) for the guest.
 
 pub mod boot;
 pub mod cli;
+pub mod command;
 pub mod devices;
 pub mod exit;
 pub mod image;

@@ -2,8 +2,13 @@
 //!
 //! `main` reads the image, checks what the user asked for, builds the VM and runs it; every way
 //! the run can end becomes one exit code (see [`exit`]).
+//!
+//! Runner mode (`vmm IMAGE -- CMD ARGS…`) differs in two places only: the command goes to the
+//! guest on the kernel command line ([`command`]), and the kernel's log (the serial console) stays
+//! off stdout — which then carries nothing but the guest's console 0 — unless `--verbose` sends it
+//! to stderr; a failed run shows its tail on stderr.
 
-use vmm::{boot, cli, devices, exit, image, kvm, memory, vm};
+use vmm::{boot, cli, command, devices, exit, image, kvm, memory, vm};
 
 use anyhow::Context;
 use clap::Parser;
@@ -47,13 +52,18 @@ fn init_logging(verbose: bool) {
 }
 
 fn run(cli: &cli::Cli) -> Result<u8, Failure> {
-    if !cli.command.is_empty() {
-        return Err(Failure::Usage(anyhow::anyhow!(
-            "running a command in the guest (-- {}) needs the guest's init, which this build does not have yet",
-            cli.command.join(" ")
-        )));
-    }
+    use devices::serial::LogTo;
     let (kernel, kernel_name, cmdline) = read_image(cli).usage()?;
+    let runner = !cli.command.is_empty();
+    let command_words = runner
+        .then(|| command::cmdline_words(&cmdline, &cli.command))
+        .transpose()
+        .usage()?;
+    let log_to = match (runner, cli.verbose) {
+        (false, _) => LogTo::Stdout,
+        (true, true) => LogTo::Stderr,
+        (true, false) => LogTo::Nowhere,
+    };
     let mem_bytes = cli.memory << 20;
     boot::kernel::check(&kernel, &kernel_name, boot::low_ram_end(mem_bytes)).usage()?;
 
@@ -71,6 +81,21 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
         .transpose()
         .usage()?;
     let mmio = attach_devices(&vm, &mem, disks, net, vsock, &mut cmdline).internal()?;
+    if let Some(words) = command_words {
+        // Last: the guest takes everything after `--` for the command.
+        if !cmdline.is_empty() {
+            cmdline.push(' ');
+        }
+        cmdline.push_str(&words);
+        if cmdline.len() >= boot::layout::CMDLINE_MAX {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "the command is too long: with it the kernel command line is {} bytes, and the \
+                 boot protocol allows {}",
+                cmdline.len(),
+                boot::layout::CMDLINE_MAX - 1
+            )));
+        }
+    }
     let boot = boot::setup(&mem, mem_bytes, &kernel, &kernel_name, &cmdline, cli.cpus).usage()?;
     tracing::debug!(
         "kernel {kernel_name}: PVH entry {:#x}; cmdline {cmdline:?}",
@@ -83,7 +108,7 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
         vcpus.push(kvm::create_vcpu(&vm, id, &cpuid).internal()?);
     }
     kvm::regs::set_pvh_entry(&vcpus[0], boot.entry.0, boot.start_info.0).internal()?;
-    let machine = vm::Vm::new(&vm, mem, mem_bytes, mmio, vcpus).internal()?;
+    let machine = vm::Vm::new(&vm, mem, mem_bytes, mmio, vcpus, log_to).internal()?;
     machine.run(cli.timeout)
 }
 
@@ -91,7 +116,9 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
 /// each `--volume` in order. Opening them early makes a busy or unwritable disk a usage error.
 fn open_disks(cli: &cli::Cli) -> anyhow::Result<Vec<devices::virtio::block::Block>> {
     use devices::virtio::block::Block;
-    const MAX_VOLUMES: usize = 16;
+    // The guest routes at most 16 virtio devices (hal-pv's MAX_DEVICES): the image, entropy, two
+    // consoles, the network card and vsock leave 10.
+    const MAX_VOLUMES: usize = 10;
     if cli.volume.len() > MAX_VOLUMES {
         anyhow::bail!(
             "--volume given {} times; at most {MAX_VOLUMES} disks besides the image",
@@ -126,9 +153,10 @@ fn open_network(cli: &cli::Cli) -> anyhow::Result<Option<devices::virtio::net::N
     Ok(Some(net))
 }
 
-/// The paravirtual devices, each announced on the kernel command line: the disks first (so they
-/// get the lowest addresses, in order: vda, vdb, …), then entropy, the console, the network card
-/// and vsock.
+/// The paravirtual devices, each announced on the kernel command line, in this order (the guest
+/// finds them by address, so the order is the contract of docs/devices.md): the disks first (so
+/// they get the lowest addresses, in order: vda, vdb, …), then entropy, console 0 (the guest's
+/// hvc0: stdin and stdout), console 1 (hvc1: stderr, no input), the network card and vsock.
 fn attach_devices(
     vm: &kvm_ioctls::VmFd,
     mem: &vm_memory::GuestMemoryMmap,
@@ -139,16 +167,15 @@ fn attach_devices(
 ) -> anyhow::Result<devices::mmio_bus::MmioBus> {
     use devices::virtio::console::Console;
     use devices::virtio::rng::Rng;
-    use std::os::fd::AsFd;
     let mut bus = devices::mmio_bus::MmioBus::default();
     for disk in disks {
         bus.attach(vm, mem, Box::new(disk), "virtio-blk", cmdline)?;
     }
     bus.attach(vm, mem, Box::new(Rng::new()), "virtio-rng", cmdline)?;
-    // The console writes to stdout and reads stdin (a duplicate: the console owns its copy).
-    let stdin = std::io::stdin().as_fd().try_clone_to_owned().ok();
-    let console = Console::new(Box::new(std::io::stdout()), stdin);
-    bus.attach(vm, mem, Box::new(console), "virtio-console", cmdline)?;
+    let console0 = Console::new(host_output(StdStream::Stdout), host_input());
+    bus.attach(vm, mem, Box::new(console0), "virtio-console", cmdline)?;
+    let console1 = Console::new(host_output(StdStream::Stderr), None);
+    bus.attach(vm, mem, Box::new(console1), "virtio-console", cmdline)?;
     if let Some(net) = net {
         bus.attach(vm, mem, Box::new(net), "virtio-net", cmdline)?;
     }
@@ -156,6 +183,53 @@ fn attach_devices(
         bus.attach(vm, mem, Box::new(vsock), "virtio-vsock", cmdline)?;
     }
     Ok(bus)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum StdStream {
+    Stdout,
+    Stderr,
+}
+
+/// Where a console's output goes: a duplicate of the VMM's stdout or stderr, written without a
+/// buffer of ours (every write is a write(2); the console flushes per chain anyway), so that the
+/// guest's bytes reach the fd exactly and in order. A stream the VMM lacks (closed by the caller)
+/// swallows the output.
+fn host_output(stream: StdStream) -> Box<dyn std::io::Write + Send> {
+    use std::os::fd::AsFd;
+    let fd = match stream {
+        StdStream::Stdout => std::io::stdout().as_fd().try_clone_to_owned(),
+        StdStream::Stderr => std::io::stderr().as_fd().try_clone_to_owned(),
+    };
+    match fd {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(e) => {
+            tracing::warn!(
+                "cannot duplicate the VMM's {stream:?}, the guest's output to it is lost: {e}"
+            );
+            Box::new(std::io::sink())
+        }
+    }
+}
+
+/// Console 0's input: a duplicate of the VMM's stdin (the console owns its copy). A stdin the
+/// caller closed reads as /dev/null would — the guest sees its end at once — rather than never
+/// ending.
+fn host_input() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::AsFd;
+    match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            tracing::debug!("no stdin ({e}); console 0 reads /dev/null");
+            match std::fs::File::open("/dev/null") {
+                Ok(null) => Some(null.into()),
+                Err(e) => {
+                    tracing::warn!("cannot open /dev/null; the guest gets no input: {e}");
+                    None
+                }
+            }
+        }
+    }
 }
 
 /// The kernel (bytes and a name for errors) and the full command line.

@@ -5,10 +5,13 @@
 //! the guest asks for them on the start port, then start in 64-bit mode. The first vCPU that sees
 //! the end of the run (power-off, crash, internal error) reports it; the main thread waits for
 //! that report or the timeout, and the process exits — which also tears the VM down.
+//!
+//! When the kernel's log was shown nowhere as it came (runner mode without `--verbose`), a failed
+//! run (crash, timeout, internal error) shows its tail on stderr before the VMM's own line.
 
 use crate::devices::mmio_bus::MmioBus;
 use crate::devices::pvport::{self, PowerOff};
-use crate::devices::serial::{COM1_GSI, COM1_PORTS, SerialConsole};
+use crate::devices::serial::{COM1_GSI, COM1_PORTS, LogTo, SerialConsole};
 use crate::exit::Failure;
 use crate::kvm::regs::{self, ApStart};
 use kvm_ioctls::{VcpuExit, VcpuFd};
@@ -46,16 +49,19 @@ pub struct Vm {
     vcpus: Vec<VcpuFd>,
     ap_receivers: Vec<Option<Receiver<ApStart>>>,
     outcome_rx: Receiver<Outcome>,
+    log_to: LogTo,
 }
 
 impl Vm {
-    /// Wires devices and vCPUs. `vcpus[0]` must already be at the kernel's entry.
+    /// Wires devices and vCPUs. `vcpus[0]` must already be at the kernel's entry. The kernel's
+    /// log (the serial console) goes to `log_to`.
     pub fn new(
         vm: &kvm_ioctls::VmFd,
         mem: GuestMemoryMmap,
         mem_bytes: u64,
         mmio: MmioBus,
         vcpus: Vec<VcpuFd>,
+        log_to: LogTo,
     ) -> anyhow::Result<Vm> {
         use anyhow::Context;
         let serial_irq = EventFd::new(libc::EFD_NONBLOCK).context("eventfd for the serial IRQ")?;
@@ -76,7 +82,7 @@ impl Vm {
         let shared = Arc::new(Shared {
             mem,
             mem_bytes,
-            serial: SerialConsole::new(serial_irq),
+            serial: SerialConsole::new(serial_irq, log_to),
             mmio,
             ap_start: senders,
             outcome: Mutex::new(outcome_tx),
@@ -86,6 +92,7 @@ impl Vm {
             vcpus,
             ap_receivers: receivers,
             outcome_rx,
+            log_to,
         })
     }
 
@@ -114,6 +121,9 @@ impl Vm {
             }),
         };
         self.shared.serial.flush();
+        if outcome.is_err() && self.log_to == LogTo::Nowhere {
+            show_kernel_log(&self.shared.serial.tail_bytes());
+        }
         match outcome {
             Err(Failure::GuestCrash(how)) => Err(Failure::GuestCrash(crash_text(
                 &how,
@@ -122,6 +132,27 @@ impl Vm {
             other => other,
         }
     }
+}
+
+/// Writes the kernel's log tail to stderr, between marker lines (the VMM's own line follows).
+fn show_kernel_log(tail: &[u8]) {
+    use crate::devices::serial::TAIL_BYTES;
+    use std::io::Write;
+    let what = if tail.len() >= TAIL_BYTES {
+        format!("last {} KiB of the ", TAIL_BYTES / 1024)
+    } else {
+        String::new()
+    };
+    let newline: &[u8] = if tail.ends_with(b"\n") || tail.is_empty() {
+        b""
+    } else {
+        b"\n"
+    };
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "--- {what}kernel log (serial console) ---")
+        .and_then(|_| stderr.write_all(tail))
+        .and_then(|_| stderr.write_all(newline))
+        .and_then(|_| stderr.write_all(b"--- end of kernel log ---\n"));
 }
 
 /// The crash description plus the kernel's own report, if the console shows one.

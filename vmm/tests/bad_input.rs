@@ -201,10 +201,3 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
-
-#[test]
-fn a_command_after_double_dash_is_refused_for_now() {
-    let mut command = vmm();
-    command.arg(guest_image()).args(["--", "echo", "hi"]);
-    run(&mut command, Duration::from_secs(30)).assert_vmm_error(2, "needs the guest's init");
-}

@@ -19,7 +19,7 @@ pub mod vsock;
 use crate::mm::{PhysAddr, paging};
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceType, Transport};
 
@@ -35,6 +35,9 @@ const MMIO_HOLE_START: u64 = 0xc000_0000;
 
 /// Interrupts seen per device slot.
 static INTERRUPTS: [AtomicU32; MAX_DEVICES] = [const { AtomicU32::new(0) }; MAX_DEVICES];
+/// Per device slot: a `fn()` the interrupt handler calls (0: none), for drivers whose users sleep
+/// between requests (console input).
+static HOOKS: [AtomicUsize; MAX_DEVICES] = [const { AtomicUsize::new(0) }; MAX_DEVICES];
 
 /// The kinds of device we have drivers for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,10 +108,12 @@ fn parse_number(text: &str) -> Option<u64> {
     }
 }
 
-/// Finds the devices `cmdline` lists, in address order.
+/// Finds the devices `cmdline` lists, in address order. Words after a `--` word are not the
+/// kernel's (they are the command for init, docs/boot-protocol.md) and are not looked at.
 pub fn discover(cmdline: &str) -> Vec<Device> {
     let mut specs: Vec<(u64, u64, u32)> = cmdline
         .split_ascii_whitespace()
+        .take_while(|word| *word != "--")
         .filter_map(|word| word.strip_prefix("virtio_mmio.device="))
         .filter_map(|spec| {
             let parsed = parse_spec(spec);
@@ -163,10 +168,20 @@ fn interrupts_seen(slot: usize) -> u32 {
     INTERRUPTS[slot].load(Ordering::Acquire)
 }
 
+fn set_interrupt_hook(slot: usize, hook: Option<fn()>) {
+    HOOKS[slot].store(hook.map_or(0, |f| f as usize), Ordering::Release);
+}
+
 fn on_interrupt(frame: &mut crate::irq::TrapFrame) {
     let slot = (frame.vector as u8).wrapping_sub(FIRST_VECTOR) as usize;
     if let Some(count) = INTERRUPTS.get(slot) {
         count.fetch_add(1, Ordering::AcqRel);
+        let hook = HOOKS[slot].load(Ordering::Acquire);
+        if hook != 0 {
+            // SAFETY: only `set_interrupt_hook` stores here, and it stores a `fn()`.
+            let hook = unsafe { core::mem::transmute::<usize, fn()>(hook) };
+            hook();
+        }
     }
 }
 

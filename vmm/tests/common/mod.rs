@@ -81,6 +81,60 @@ pub fn assert_no_panic(stderr: &str) {
     );
 }
 
+/// A finished run with its output bytes as they came (runner mode is byte-exact).
+pub struct RawRun {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl RawRun {
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Runs `command` to completion (killing it after `limit`) with `stdin` as its standard input
+/// (written from another thread while its output is read, so neither side can block the other).
+pub fn run_with_stdin(
+    command: &mut Command,
+    stdin: Stdio,
+    input: &[u8],
+    limit: Duration,
+) -> RawRun {
+    use std::io::Write;
+    let mut child = command
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let id = child.id();
+    if let Some(mut pipe) = child.stdin.take() {
+        let input = input.to_vec();
+        // A guest that stops reading early closes nothing: ignore EPIPE at exit.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output: Output = match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("wait for child"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &id.to_string()]).status();
+            panic!("{command:?} still running after {limit:?}");
+        }
+    };
+    RawRun {
+        code: output.status.code().unwrap_or(-1),
+        stdout: output.stdout,
+        stderr: output.stderr,
+    }
+}
+
 /// Runs `command` to completion (killing it after `limit`), stdin closed.
 pub fn run(command: &mut Command, limit: Duration) -> Run {
     let child = command
@@ -134,4 +188,39 @@ pub fn boot_line(stdout: &str) -> (u32, u64) {
             .unwrap_or_else(|| panic!("no {name}= in {}", lines[0]))
     };
     (field("cpus") as u32, field("mem_mib"))
+}
+
+/// `target/noa/test.img` (or `$NOA_TEST_IMAGE`): the guest image plus the test programs under
+/// `/opt/tests`, which `cargo xtask test` writes.
+pub fn test_image() -> PathBuf {
+    std::env::var_os("NOA_TEST_IMAGE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| noa_dir().join("test.img"))
+}
+
+/// `target/noa/tests/` (or `$NOA_TEST_PROGRAMS`): the test programs built for the guest, laid
+/// out as under `/opt/tests` in the test image; they run natively too.
+pub fn test_programs() -> PathBuf {
+    std::env::var_os("NOA_TEST_PROGRAMS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| noa_dir().join("tests"))
+}
+
+/// `$NOA_ARTIFACTS` or `target/noa/`, without requiring what [`artifacts`] requires.
+fn noa_dir() -> PathBuf {
+    std::env::var_os("NOA_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/noa"))
+}
+
+/// Runs `command` in the guest booted from `image` (runner mode): `vmm --timeout 60 --snapshot
+/// VMM_ARGS IMAGE -- COMMAND…`, stdin closed, killed after 90 s.
+pub fn run_in_guest(image: &Path, vmm_args: &[&str], command: &[&str]) -> Run {
+    let mut vmm = vmm();
+    vmm.args(["--timeout", "60", "--snapshot"])
+        .args(vmm_args)
+        .arg(image)
+        .arg("--")
+        .args(command);
+    run(&mut vmm, Duration::from_secs(90))
 }

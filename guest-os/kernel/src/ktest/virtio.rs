@@ -3,13 +3,17 @@
 //!
 //! `noa.ktest.scratch=vdX` names a disk the tests may overwrite: they write a pattern to its first
 //! 64 KiB (several requests in flight), flush, and read it back; the host then checks the file.
+//!
+//! The console test writes a line to console 0 (the VMM's stdout) and console 1 (its stderr), and
+//! the words after `--` (the runner-mode command, still encoded) as `NOA-INIT-ARGS …`; with
+//! `noa.ktest.console=echo` it then copies console 0's input back to it until the input ends.
 
 use super::{Failure, TestResult, ensure};
 use crate::cmdline::Cmdline;
 use alloc::vec;
 use alloc::vec::Vec;
 use hal_pv::virtio::block::{Block, Request, SECTOR_BYTES};
-use hal_pv::virtio::misc::{Console, Rng};
+use hal_pv::virtio::misc::{Console, Read, Rng};
 use hal_pv::virtio::{Device, Kind};
 use spin::Mutex;
 
@@ -24,11 +28,28 @@ static ECHO_PORT: Mutex<Option<u16>> = Mutex::new(None);
 /// Host vsock port of an echo service (a Unix socket `UDS_PORT` on the host), from `noa.ktest.vsock`.
 static VSOCK_PORT: Mutex<Option<u32>> = Mutex::new(None);
 
+/// The words after `--` on the command line (the command for init), if there is a `--`.
+static INIT_ARGS: Mutex<Option<alloc::string::String>> = Mutex::new(None);
+/// `noa.ktest.console=echo`: the console test echoes its input until the input ends.
+static CONSOLE_ECHO: Mutex<bool> = Mutex::new(false);
+/// Calls of the console's interrupt hook.
+static CONSOLE_HOOK_CALLS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
 /// Bytes of the scratch pattern, and how many requests carry it.
 pub const SCRATCH_BYTES: usize = 64 * 1024;
 const SCRATCH_REQUESTS: usize = 8;
 
-pub fn set_up(cmdline: &str) {
+pub fn set_up(full_cmdline: &str) {
+    // Words after `--` are the command for init, not ours.
+    let words: Vec<&str> = full_cmdline.split_ascii_whitespace().collect();
+    let (kernel_words, init_args) = match words.iter().position(|w| *w == "--") {
+        Some(at) => (&words[..at], Some(words[at + 1..].join(" "))),
+        None => (&words[..], None),
+    };
+    *INIT_ARGS.lock() = init_args;
+    let cmdline = kernel_words.join(" ");
+    let cmdline = cmdline.as_str();
+    *CONSOLE_ECHO.lock() = Cmdline::values(cmdline, "noa.ktest.console").any(|v| v == "echo");
     *DEVICES.lock() = hal_pv::virtio::discover(cmdline)
         .into_iter()
         .map(|d| (d.kind, Some(d)))
@@ -72,7 +93,69 @@ pub fn rng_gives_entropy() -> TestResult {
 pub fn console_writes() -> TestResult {
     let device = take(Kind::Console, 0).ok_or(Failure::Skipped("no virtio-console device"))?;
     let mut console = Console::open(device)?;
+    console.set_interrupt_hook(|| {
+        CONSOLE_HOOK_CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    });
     console.write(b"NOA-VIRTIO-CONSOLE-OK\n")?;
+    let init_args = INIT_ARGS.lock().clone();
+    if let Some(args) = init_args {
+        console.write(b"NOA-INIT-ARGS ")?;
+        console.write(args.as_bytes())?;
+        console.write(b"\n")?;
+    }
+    let mut buf = [0u8; 512];
+    if let Some(device) = take(Kind::Console, 1) {
+        let mut second = Console::open(device)?;
+        second.write(b"NOA-VIRTIO-CONSOLE1-OK\n")?;
+        ensure!(
+            second.read(&mut buf)? == Read::Nothing,
+            "console 1 has input"
+        );
+    }
+    if !*CONSOLE_ECHO.lock() {
+        return Ok(());
+    }
+    // Echo: the host checks its stdout holds exactly its stdin after the lines above.
+    let deadline = hal_pv::time::now_ns() + 20_000_000_000;
+    let mut echoed = 0usize;
+    loop {
+        match console.read(&mut buf)? {
+            Read::Data(n) => {
+                console.write(&buf[..n])?;
+                echoed += n;
+            }
+            Read::Eof => break,
+            Read::Nothing => {
+                ensure!(
+                    hal_pv::time::now_ns() < deadline,
+                    "no end of input within 20 s ({echoed} bytes echoed)"
+                );
+                if !console.readable() {
+                    hal_pv::time::set_timer_in_ns(10_000_000);
+                    hal_pv::cpu::wait_for_interrupt();
+                    hal_pv::irq::apic::cancel_timer();
+                }
+                console.ack_interrupt();
+            }
+        }
+    }
+    ensure!(
+        console.read(&mut buf)? == Read::Eof,
+        "the end of input is not sticky"
+    );
+    // Every request may have been answered before the driver slept; the interrupts are then
+    // still pending, taken when interrupts are next on. Give them up to a second.
+    let hook_calls = || CONSOLE_HOOK_CALLS.load(core::sync::atomic::Ordering::Relaxed);
+    let deadline = hal_pv::time::now_ns() + 1_000_000_000;
+    while hook_calls() == 0 && hal_pv::time::now_ns() < deadline {
+        hal_pv::time::set_timer_in_ns(10_000_000);
+        hal_pv::cpu::wait_for_interrupt();
+    }
+    hal_pv::irq::apic::cancel_timer();
+    ensure!(
+        console.interrupts() > 0 && hook_calls() > 0,
+        "console 0 raised no interrupt (or its hook did not run)"
+    );
     Ok(())
 }
 

@@ -1,8 +1,10 @@
-//! The 16550 UART at COM1 (0x3f8, IRQ 4), emulated by vm-superio, writing to the VMM's stdout.
-//! It is the kernel console until virtio-console exists.
+//! The 16550 UART at COM1 (0x3f8, IRQ 4), emulated by vm-superio: the kernel's log.
 //!
-//! The console also keeps the last few KiB it printed, so that when the guest crashes the VMM can
-//! repeat the kernel's report on stderr.
+//! Where the log goes is the VMM's choice ([`LogTo`]): stdout in a plain boot; in runner mode
+//! (`-- CMD`) stderr with `--verbose`, otherwise nowhere live — stdout then carries only the
+//! command's output. Either way the console keeps the last [`TAIL_BYTES`] it received, so that
+//! when the run fails the VMM can show the kernel's report (and, in runner mode, the whole tail)
+//! on stderr.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -17,8 +19,17 @@ pub const COM1_BASE: u16 = 0x3f8;
 pub const COM1_PORTS: std::ops::Range<u16> = COM1_BASE..COM1_BASE + 8;
 /// Its interrupt line (GSI).
 pub const COM1_GSI: u32 = 4;
-/// How much console output is kept for crash reports.
-const TAIL_BYTES: usize = 8 * 1024;
+/// How much console output is kept for crash reports and failed runs.
+pub const TAIL_BYTES: usize = 64 * 1024;
+
+/// Where the kernel's log goes as it comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogTo {
+    Stdout,
+    Stderr,
+    /// Only into the tail.
+    Nowhere,
+}
 
 /// Raises the UART's interrupt through an irqfd.
 pub struct IrqLine(pub EventFd);
@@ -30,26 +41,35 @@ impl vm_superio::Trigger for IrqLine {
     }
 }
 
-/// Where the UART's bytes go: stdout, a line at a time, plus a bounded tail.
+/// Where the UART's bytes go: the [`LogTo`] destination, a line at a time, plus a bounded tail.
 ///
-/// vm-superio flushes after every byte; writing each byte to stdout would cost a system call per
-/// byte, so complete lines go out as they end and a partial line waits for [`SerialConsole::flush`].
+/// vm-superio flushes after every byte; writing each byte out would cost a system call per byte,
+/// so complete lines go out as they end and a partial line waits for [`SerialConsole::flush`].
 pub struct ConsoleOut {
+    to: LogTo,
     pending: Vec<u8>,
     tail: VecDeque<u8>,
 }
 
 impl ConsoleOut {
-    fn emit(bytes: &[u8]) {
-        // A closed stdout must not stop the guest: drop the output, keep the tail.
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(bytes).and_then(|_| stdout.flush());
+    fn emit(&self, bytes: &[u8]) {
+        // A closed stdout or stderr must not stop the guest: drop the output, keep the tail.
+        match self.to {
+            LogTo::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(bytes).and_then(|_| out.flush());
+            }
+            LogTo::Stderr => {
+                let _ = std::io::stderr().lock().write_all(bytes);
+            }
+            LogTo::Nowhere => {}
+        }
     }
 
     /// Writes out a partial last line.
     fn drain(&mut self) {
         if !self.pending.is_empty() {
-            Self::emit(&self.pending);
+            self.emit(&self.pending);
             self.pending.clear();
         }
     }
@@ -60,9 +80,12 @@ impl Write for ConsoleOut {
         self.tail.extend(buf);
         let excess = self.tail.len().saturating_sub(TAIL_BYTES);
         self.tail.drain(..excess);
+        if self.to == LogTo::Nowhere {
+            return Ok(buf.len());
+        }
         self.pending.extend_from_slice(buf);
         if let Some(last_newline) = self.pending.iter().rposition(|&b| b == b'\n') {
-            Self::emit(&self.pending[..=last_newline]);
+            self.emit(&self.pending[..=last_newline]);
             self.pending.drain(..=last_newline);
         }
         Ok(buf.len())
@@ -78,10 +101,12 @@ impl Write for ConsoleOut {
 pub struct SerialConsole(Mutex<Serial<IrqLine, NoEvents, ConsoleOut>>);
 
 impl SerialConsole {
-    pub fn new(irq: EventFd) -> Self {
+    /// A UART raising `irq`, its log going to `to`.
+    pub fn new(irq: EventFd, to: LogTo) -> Self {
         SerialConsole(Mutex::new(Serial::new(
             IrqLine(irq),
             ConsoleOut {
+                to,
                 pending: Vec::new(),
                 tail: VecDeque::new(),
             },
@@ -108,9 +133,14 @@ impl SerialConsole {
 
     /// The last console output, as text.
     pub fn tail(&self) -> String {
+        String::from_utf8_lossy(&self.tail_bytes()).into_owned()
+    }
+
+    /// The last console output, as the guest wrote it (at most [`TAIL_BYTES`]).
+    pub fn tail_bytes(&self) -> Vec<u8> {
         let serial = self.lock();
         let (a, b) = serial.writer().tail.as_slices();
-        String::from_utf8_lossy(&[a, b].concat()).into_owned()
+        [a, b].concat()
     }
 
     /// Writes out anything still buffered (a last line without a newline).

@@ -10,6 +10,13 @@
 //!
 //! Files epoll cannot watch (a regular file or /dev/null as stdin) never block on read; for those
 //! the set holds an eventfd instead, kept signalled while there is room, meaning "read again".
+//!
+//! End of input (our convention, docs/devices.md): once the fd has reached EOF (or failed) and
+//! every byte read before it has gone to the guest, the device completes exactly one receive
+//! buffer with used length 0 — per driver: a driver that resets the device and sets it up again
+//! is told again. The device writes no other zero-length receive completion, except for a chain
+//! it cannot write a byte into (no writable descriptor inside guest memory), which only a broken
+//! driver posts.
 
 use super::Chain;
 use super::{ChainHandler, Complaint, Complaints};
@@ -34,6 +41,8 @@ pub(super) struct HostInput {
     /// `fd` is in `poller` (or `wake` is signalled).
     watching: bool,
     eof: bool,
+    /// The driver has been given the zero-length completion that means EOF.
+    eof_told: bool,
     pending: VecDeque<u8>,
     scratch: Vec<u8>,
 }
@@ -65,6 +74,7 @@ impl HostInput {
             wake,
             watching: true,
             eof: false,
+            eof_told: false,
             pending: VecDeque::new(),
             scratch: vec![0; READ_CHUNK],
         })
@@ -73,6 +83,16 @@ impl HostInput {
     /// The fd the I/O thread watches for input (readable when there is input to read).
     pub(super) fn poll_fd(&self) -> RawFd {
         self.poller.as_raw_fd()
+    }
+
+    /// A new driver: it has not been told about EOF yet.
+    pub(super) fn new_driver(&mut self) {
+        self.eof_told = false;
+    }
+
+    /// Whether the next receive chain is the zero-length EOF completion.
+    fn eof_due(&self) -> bool {
+        self.eof && !self.eof_told && self.pending.is_empty()
     }
 
     /// (watching, eof, buffered bytes).
@@ -170,7 +190,7 @@ impl HostInput {
 
 impl ChainHandler for HostInput {
     fn wants_chain(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || self.eof_due()
     }
 
     fn handle(
@@ -179,6 +199,11 @@ impl ChainHandler for HostInput {
         mem: &GuestMemoryMmap,
         complaints: &mut Complaints,
     ) -> u32 {
+        if self.eof_due() {
+            tracing::debug!("virtio-console: telling the driver the input ended");
+            self.eof_told = true;
+            return 0;
+        }
         let mut written = 0usize;
         for desc in chain {
             if self.pending.is_empty() {

@@ -1,7 +1,11 @@
 //! virtio-console (virtio 1.2 §5.3): one port, no features (no MULTIPORT, SIZE or EMERG_WRITE).
+//! The VMM attaches two: console 0 (the guest's hvc0: stdin and stdout) and console 1 (hvc1:
+//! stderr, no input); see docs/devices.md.
 //!
 //! Queue 0 (receiveq) carries host input to the guest, queue 1 (transmitq) guest output to the
-//! host. This file owns the device model ([`Console`], its [`VirtioDevice`] impl and config space)
+//! host. The end of the host input is one receive buffer completed with used length 0 (see
+//! `input.rs`). A transmit chain is returned to the driver only after its bytes were written to
+//! the sink and the sink flushed: when the guest sees its output done, the host has it. This file owns the device model ([`Console`], its [`VirtioDevice`] impl and config space)
 //! and the I/O thread's handler, which runs both queues; `output.rs` copies transmit chains to the
 //! output sink, `input.rs` reads the host input fd into a bounded buffer and copies it into receive
 //! chains.
@@ -134,8 +138,11 @@ impl VirtioDevice for Console {
                 queue_events.len()
             );
         }
-        // Input buffered before a reset: one receive pass at start delivers it. The worker finds
-        // the receiveq's notification eventfd already signalled.
+        // Input buffered before a reset (or its end): one receive pass at start delivers it. The
+        // worker finds the receiveq's notification eventfd already signalled.
+        if let Some(input) = lock(&self.port).input.as_mut() {
+            input.new_driver();
+        }
         queue_events[RX].write(1)?;
         let handler = ConsoleQueues {
             mem,
@@ -273,8 +280,6 @@ impl ConsoleQueues {
             output,
             &mut self.complaints,
         );
-        // At least once per pass, so a prompt without a newline shows.
-        output.end_pass(&mut self.complaints);
         if !usable {
             self.tx_broken = true;
             let what = "the transmit queue's rings are unusable; ignoring it until reset";

@@ -1,6 +1,10 @@
 //! The transmitq side: every readable descriptor of a chain is copied, in order, to the output
 //! sink. A chain's bytes are capped so one chain cannot keep the I/O thread (and the sink) busy
 //! without bound; write-only descriptors, which a transmit chain must not have, are skipped.
+//!
+//! The sink is flushed at the end of every chain, before the chain goes back to the driver: bytes
+//! are passed on exactly as the guest wrote them (no line buffering holds a prompt back), and a
+//! guest that saw its output completed may power off at once without losing any of it.
 
 use super::Chain;
 use super::{ChainHandler, Complaint, Complaints};
@@ -14,8 +18,6 @@ pub(super) struct Output {
     sink: Box<dyn Write + Send>,
     /// Guest bytes on their way to the sink (at most one descriptor's share of a chain).
     scratch: Vec<u8>,
-    /// Bytes written since the last flush.
-    unflushed: bool,
 }
 
 impl Output {
@@ -23,19 +25,10 @@ impl Output {
         Output {
             sink,
             scratch: Vec::new(),
-            unflushed: false,
-        }
-    }
-
-    /// The end of a pass over the transmitq: anything not yet flushed goes out.
-    pub(super) fn end_pass(&mut self, complaints: &mut Complaints) {
-        if self.unflushed {
-            self.flush(complaints);
         }
     }
 
     fn flush(&mut self, complaints: &mut Complaints) {
-        self.unflushed = false;
         if let Err(e) = self.sink.flush() {
             complaints.warn(
                 Complaint::SinkFailed,
@@ -53,7 +46,7 @@ impl ChainHandler for Output {
         complaints: &mut Complaints,
     ) -> u32 {
         let mut budget = MAX_CHAIN_BYTES;
-        let mut last_byte = None;
+        let mut wrote = false;
         for desc in chain {
             if desc.is_write_only() {
                 let what = "a transmit chain has write-only descriptors; skipping them";
@@ -78,7 +71,6 @@ impl ChainHandler for Output {
                 continue;
             }
             budget -= take;
-            last_byte = self.scratch.last().copied();
             // A failing sink (a closed stdout) must not stall the guest: the bytes are dropped.
             if let Err(e) = self.sink.write_all(&self.scratch) {
                 complaints.warn(
@@ -86,10 +78,9 @@ impl ChainHandler for Output {
                     format_args!("cannot write the guest's output: {e}"),
                 );
             }
-            self.unflushed = true;
+            wrote = true;
         }
-        // A complete line goes out now, not at the end of a possibly long pass.
-        if last_byte == Some(b'\n') {
+        if wrote {
             self.flush(complaints);
         }
         0 // the device writes nothing into a transmit chain

@@ -221,8 +221,9 @@ struct Harness {
     irq: EventFd,
     interrupt: Arc<Interrupt>,
     features: u64,
-    /// Last, so that it is released after the console (and its thread) is gone.
-    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
+    /// Last, so that it is released after the console (and its thread) is gone. None for a
+    /// second console of the same test.
+    _one_at_a_time: Option<std::sync::MutexGuard<'static, ()>>,
 }
 
 impl Harness {
@@ -231,6 +232,23 @@ impl Harness {
     }
 
     fn with_features(output: Box<dyn Write + Send>, input: Option<OwnedFd>, features: u64) -> Self {
+        let guard = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Self::build(output, input, features, Some(guard))
+    }
+
+    /// Another console in a test that already has one (and so holds the lock).
+    fn second(output: Box<dyn Write + Send>, input: Option<OwnedFd>) -> Self {
+        Self::build(output, input, features::VERSION_1, None)
+    }
+
+    fn build(
+        output: Box<dyn Write + Send>,
+        input: Option<OwnedFd>,
+        features: u64,
+        guard: Option<std::sync::MutexGuard<'static, ()>>,
+    ) -> Self {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_BYTES)]).unwrap();
         let irq = EventFd::new(libc::EFD_NONBLOCK).unwrap();
         let interrupt = Arc::new(Interrupt::new(irq.try_clone().unwrap()));
@@ -239,9 +257,7 @@ impl Harness {
             EventFd::new(libc::EFD_NONBLOCK).unwrap(),
         ];
         let mut harness = Harness {
-            _one_at_a_time: ONE_AT_A_TIME
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            _one_at_a_time: guard,
             rx: DriverQueue::new(&mem, 0x1000),
             tx: DriverQueue::new(&mem, 0x2000),
             mem,
@@ -786,4 +802,171 @@ fn console_sink_failure_does_not_stall_the_guest() {
     }
     h.kick(TX);
     h.tx.wait_used(3);
+}
+
+#[test]
+fn console_eof_is_one_zero_length_completion_after_the_input() {
+    let (input, mut writer) = pipe();
+    let mut h = Harness::new(Box::new(std::io::sink()), Some(input));
+    // Buffers posted before the input ends: the data, then the end, then nothing more.
+    for i in 0..4 {
+        h.rx.add_chain(&[(DATA + i * 0x100, 64, true)]);
+    }
+    h.kick(RX);
+    writer.write_all(b"last words").unwrap();
+    h.rx.wait_used(1);
+    assert_eq!(h.rx.used(0).1, 10);
+    drop(writer);
+    h.rx.wait_used(2);
+    assert_eq!(
+        h.rx.used(1).1,
+        0,
+        "the end of the input is a zero-length completion"
+    );
+    wait_until("the interrupt", || h.interrupted());
+    std::thread::sleep(Duration::from_millis(50));
+    h.kick(RX);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(h.rx.used_idx(), 2, "exactly one end-of-input completion");
+    assert_eq!(h.input_state(), (false, true, 0));
+    assert_worker_idle();
+}
+
+#[test]
+fn console_eof_waits_for_buffered_input_and_for_a_buffer() {
+    let (input, mut writer) = pipe();
+    let mut h = Harness::with_features(
+        Box::new(std::io::sink()),
+        Some(input),
+        features::VERSION_1 | features::RING_EVENT_IDX,
+    );
+    // 100 bytes and the end arrive with no buffer posted.
+    writer.write_all(&[7u8; 100]).unwrap();
+    drop(writer);
+    wait_until("the end of the input", || {
+        h.input_state() == (false, true, 100)
+    });
+    // A buffer too small for the data: the data comes first, over two chains, then the end.
+    h.rx.add_chain(&[(DATA, 60, true)]);
+    h.kick(RX);
+    h.rx.wait_used(1);
+    assert_eq!(h.rx.used(0).1, 60);
+    h.rx.add_chain(&[(DATA + 0x100, 60, true)]);
+    h.kick(RX);
+    h.rx.wait_used(2);
+    assert_eq!(h.rx.used(1).1, 40);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(h.rx.used_idx(), 2, "no buffer for the end yet");
+    h.rx.set_used_event(2);
+    h.rx.add_chain(&[(DATA + 0x200, 60, true)]);
+    h.kick(RX);
+    h.rx.wait_used(3);
+    assert_eq!(h.rx.used(2).1, 0);
+    wait_until("the interrupt", || h.interrupted());
+}
+
+#[test]
+fn console_eof_of_files_and_dev_null() {
+    // /dev/null: the end at once.
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let mut h = Harness::new(Box::new(std::io::sink()), Some(null.into()));
+    h.rx.add_chain(&[(DATA, 64, true)]);
+    h.rx.add_chain(&[(DATA + 0x100, 64, true)]);
+    h.kick(RX);
+    h.rx.wait_used(1);
+    assert_eq!(h.rx.used(0).1, 0);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(h.rx.used_idx(), 1);
+    drop(h);
+
+    // A regular file: its bytes (any bytes), then the end.
+    let all: Vec<u8> = (0..=255).collect();
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(&all).unwrap();
+    file.rewind().unwrap();
+    let mut h = Harness::new(Box::new(std::io::sink()), Some(file.into()));
+    h.rx.add_chain(&[(DATA, 0x1000, true)]);
+    h.rx.add_chain(&[(DATA + 0x1000, 0x1000, true)]);
+    h.kick(RX);
+    h.rx.wait_used(2);
+    assert_eq!(h.rx.used(0).1, 256);
+    assert_eq!(h.read(DATA, 256), all);
+    assert_eq!(h.rx.used(1).1, 0);
+}
+
+#[test]
+fn console_eof_is_told_again_to_a_new_driver() {
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let mut h = Harness::new(Box::new(std::io::sink()), Some(null.into()));
+    h.rx.add_chain(&[(DATA, 64, true)]);
+    h.kick(RX);
+    h.rx.wait_used(1);
+    assert_eq!(h.rx.used(0).1, 0);
+    h.console.reset();
+    h.rx = DriverQueue::new(&h.mem, 0x3000);
+    h.tx = DriverQueue::new(&h.mem, 0x4000);
+    h.rx.add_chain(&[(DATA + 0x100, 64, true)]);
+    h.rx.add_chain(&[(DATA + 0x200, 64, true)]);
+    h.activate().unwrap();
+    h.rx.wait_used(1);
+    assert_eq!(h.rx.used(0).1, 0);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(h.rx.used_idx(), 1);
+}
+
+#[test]
+fn console_without_input_never_tells_eof() {
+    // Console 1 (stderr): no input, so its receive buffers are never used, not even for an end.
+    let sink = SharedSink::default();
+    let mut h = Harness::new(Box::new(sink.clone()), None);
+    h.rx.add_chain(&[(DATA, 64, true)]);
+    h.kick(RX);
+    h.transmit(&sink, b"to stderr\n");
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(h.rx.used_idx(), 0);
+}
+
+#[test]
+fn console_output_is_byte_exact_and_flushed_per_chain() {
+    // Every byte value, no newline at the end, through a sink that holds everything until it is
+    // flushed: when the chain is used, the bytes are out.
+    let sink = SharedSink::default();
+    let mut h = Harness::new(
+        Box::new(std::io::BufWriter::with_capacity(1 << 20, sink.clone())),
+        None,
+    );
+    let all: Vec<u8> = (0..=255).rev().collect();
+    h.mem.write_slice(&all, GuestAddress(DATA)).unwrap();
+    h.tx.add_chain(&[(DATA, 100, false), (DATA + 100, 156, false)]);
+    h.kick(TX);
+    h.tx.wait_used(1);
+    assert_eq!(sink.contents(), all);
+    h.transmit(&sink, b"\r\n\0no newline");
+}
+
+#[test]
+fn two_consoles_keep_their_streams_apart() {
+    // What the VMM attaches: console 0 with input and one sink, console 1 with another and none.
+    // Each has its own I/O thread; both serve at once.
+    let (input, mut writer) = pipe();
+    let (out, err) = (SharedSink::default(), SharedSink::default());
+    let mut h0 = Harness::new(Box::new(out.clone()), Some(input));
+    let mut h1 = Harness::second(Box::new(err.clone()), None);
+    h0.rx.add_chain(&[(DATA, 64, true)]);
+    h0.rx.add_chain(&[(DATA + 0x100, 64, true)]);
+    h1.rx.add_chain(&[(DATA, 64, true)]);
+    h0.kick(RX);
+    h1.kick(RX);
+    h1.tx.add_tx(DATA + 0x200, b"err\n");
+    h1.kick(TX);
+    h0.transmit(&out, b"out\n");
+    writer.write_all(b"in").unwrap();
+    drop(writer);
+    h0.rx.wait_used(2);
+    assert_eq!((h0.rx.used(0).1, h0.rx.used(1).1), (2, 0));
+    h1.tx.wait_used(1);
+    assert_eq!(err.contents(), b"err\n");
+    assert_eq!(out.contents(), b"out\n");
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(h1.rx.used_idx(), 0, "console 1 has no input");
 }
