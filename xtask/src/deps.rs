@@ -1,37 +1,49 @@
-//! Installing what the build and the tests need: the rustup target for the kernel, and Debian
-//! packages (e2fsprogs for the image, qemu-system-x86 for the cross-check). As root we install
-//! them; otherwise we print the exact command and stop.
+//! Installing what the build and the tests need: the rustup targets (the kernel's, and musl for
+//! static guest programs such as init), and Debian packages (e2fsprogs for the image, busybox-static
+//! for its shell and tools, qemu-system-x86 for the cross-check; golang-go and gcc for the test
+//! programs). As root we install them; otherwise we print the exact command and stop.
 
 use anyhow::{Context, Result, bail};
 use std::process::Command;
 
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
+/// Static Linux programs for the guest (init, the Rust test programs).
+pub const USER_TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// Debian packages and the command each provides.
 const PACKAGES: &[(&str, &str)] = &[
     ("e2fsprogs", "mke2fs"),
     ("qemu-system-x86", "qemu-system-x86_64"),
     ("binutils", "strip"),
+    ("busybox-static", "busybox"),
 ];
 
+/// What only `cargo xtask test` needs: compilers for the test programs (runtimes/tests/).
+const TEST_PACKAGES: &[(&str, &str)] = &[("golang-go", "go"), ("gcc", "gcc")];
+
 pub fn ensure_all() -> Result<()> {
-    ensure_rust_target()?;
-    ensure_packages()
+    ensure_rust_targets()?;
+    ensure_packages(PACKAGES)
 }
 
-fn ensure_rust_target() -> Result<()> {
+/// What `cargo xtask test` needs beyond the build.
+pub fn ensure_for_tests() -> Result<()> {
+    ensure_packages(TEST_PACKAGES)
+}
+
+pub fn ensure_rust_targets() -> Result<()> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .context("cannot run rustup (the build needs it to add the kernel's target)")?;
-    if String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|l| l.trim() == KERNEL_TARGET)
-    {
-        return Ok(());
+        .context("cannot run rustup (the build needs it to add the guest's targets)")?;
+    let installed = String::from_utf8_lossy(&installed.stdout);
+    for target in [KERNEL_TARGET, USER_TARGET] {
+        if !installed.lines().any(|l| l.trim() == target) {
+            eprintln!("xtask: installing the Rust target {target}");
+            crate::build::run(Command::new("rustup").args(["target", "add", target]))?;
+        }
     }
-    eprintln!("xtask: installing the Rust target {KERNEL_TARGET}");
-    crate::build::run(Command::new("rustup").args(["target", "add", KERNEL_TARGET]))
+    Ok(())
 }
 
 /// Where `program` is, on PATH or in the sbin folders (which a non-root PATH often lacks).
@@ -43,8 +55,8 @@ pub fn find(program: &str) -> Option<std::path::PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-fn ensure_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
+fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, cmd)| find(cmd).is_none())
         .map(|(pkg, _)| *pkg)

@@ -1,7 +1,8 @@
 //! `cargo xtask`: builds the VMM, the kernel and the guest image, boots it, tests and benchmarks.
 //!
 //! Artifacts go to `target/noa/`: `vmm`, `kernel.elf` (with symbols) and `guest.img` (ext2, with
-//! the stripped kernel at `/boot/kernel` and `/boot/cmdline`).
+//! the stripped kernel at `/boot/kernel`, `/boot/cmdline`, `/sbin/init` and busybox); `cargo
+//! xtask test` adds `tests/` (the test programs) and `test.img` (the guest image plus them).
 
 mod bench;
 mod build;
@@ -28,8 +29,15 @@ struct Args {
 enum Command {
     /// Install what is missing, build the VMM and the kernel, write target/noa/.
     Build,
-    /// Rebuild only target/noa/guest.img from the built kernel.
-    Image,
+    /// Rebuild only target/noa/guest.img from the built kernel (builds init, adds busybox).
+    Image {
+        /// Copy a host file, or a folder's contents, into the image: HOST:GUEST (repeatable).
+        #[arg(long, value_name = "HOST:GUEST")]
+        add: Vec<image::Add>,
+        /// Write the image here instead of target/noa/guest.img.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Build, then boot target/noa/guest.img: `cargo xtask run -- [VMM ARGS]`.
     Run {
         #[arg(last = true)]
@@ -37,7 +45,11 @@ enum Command {
     },
     /// Build, then run every test: unit tests, KVM boots, in-guest ktests, the QEMU cross-check,
     /// and a short fuzz pass (vmm/fuzz; skipped without nightly).
-    Test,
+    Test {
+        /// Only build: the artifacts, the test programs (target/noa/tests) and target/noa/test.img.
+        #[arg(long)]
+        no_run: bool,
+    },
     /// Run the virtio fuzz targets (vmm/fuzz; needs nightly): one, or each, for N seconds.
     Fuzz {
         target: Option<String>,
@@ -70,7 +82,11 @@ pub fn artifacts() -> PathBuf {
 fn main() -> Result<()> {
     match Args::parse().command {
         Command::Build => build::all().map(|_| ()),
-        Command::Image => image::write(&artifacts()),
+        Command::Image { add, output } => {
+            deps::ensure_rust_targets()?;
+            let noa = artifacts();
+            image::write_image(&noa, &output.unwrap_or_else(|| noa.join("guest.img")), &add)
+        }
         Command::Run { vmm_args } => {
             let noa = build::all()?;
             let status = std::process::Command::new(noa.join("vmm"))
@@ -79,7 +95,7 @@ fn main() -> Result<()> {
                 .status()?;
             std::process::exit(status.code().unwrap_or(1));
         }
-        Command::Test => test::all(),
+        Command::Test { no_run } => test::all(no_run),
         Command::Fuzz { target, seconds } => fuzz::run(target, seconds),
         Command::Bench { which, runs } => bench::run(&which, runs),
     }

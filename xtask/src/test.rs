@@ -1,24 +1,119 @@
-//! `cargo xtask test`: builds the artifacts, then runs every test of the workspace's host crates
-//! against them — unit tests, the KVM boot and bad-input tests, the in-guest ktests and the QEMU
-//! cross-check live in `vmm/tests/` and find the artifacts through `NOA_ARTIFACTS`.
+//! `cargo xtask test`: builds the artifacts and the test programs (runtimes/tests/) and writes
+//! `target/noa/test.img` — the guest image plus those programs under `/opt/tests` — then runs
+//! every test of the workspace's host crates against them: unit tests, the KVM boot and bad-input
+//! tests, the in-guest ktests, the QEMU cross-check and the Linux-program tests live in
+//! `vmm/tests/` and find what they need through these environment variables:
+//!
+//! - `NOA_ARTIFACTS`: target/noa (vmm, kernel.elf, guest.img);
+//! - `NOA_TEST_IMAGE`: target/noa/test.img;
+//! - `NOA_TEST_PROGRAMS`: target/noa/tests, the programs laid out as under /opt/tests;
+//! - `NOA_BUSYBOX`: the host's busybox (the one in the image), for the scripts' native runs.
 
-use anyhow::Result;
+use crate::build::run;
+use crate::deps::USER_TARGET;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-pub fn all() -> Result<()> {
+/// Where the test programs go in the test image.
+pub const GUEST_TESTS: &str = "/opt/tests";
+
+/// Builds everything the tests need; then, unless `no_run`, runs them.
+pub fn all(no_run: bool) -> Result<()> {
+    crate::deps::ensure_for_tests()?;
     let noa = crate::build::all()?;
-    crate::build::run(
-        crate::build::cargo()
-            .args([
-                "test",
-                "--workspace",
-                "--exclude",
-                "hal-pv",
-                "--exclude",
-                "noa-kernel",
-            ])
-            .env("NOA_ARTIFACTS", &noa),
+    let programs = build_programs(&noa)?;
+    let test_image = noa.join("test.img");
+    crate::image::write_image(
+        &noa,
+        &test_image,
+        &[crate::image::Add {
+            host: programs.clone(),
+            guest: GUEST_TESTS.into(),
+        }],
     )?;
+    if no_run {
+        eprintln!(
+            "xtask: built {}, {} and {}",
+            noa.display(),
+            programs.display(),
+            test_image.display()
+        );
+        return Ok(());
+    }
+    let mut cargo = crate::build::cargo();
+    cargo
+        .args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "hal-pv",
+            "--exclude",
+            "noa-kernel",
+        ])
+        .env("NOA_ARTIFACTS", &noa)
+        .env("NOA_TEST_IMAGE", &test_image)
+        .env("NOA_TEST_PROGRAMS", &programs);
+    if let Some(busybox) = crate::deps::find("busybox") {
+        cargo.env("NOA_BUSYBOX", busybox);
+    }
+    run(&mut cargo)?;
     crate::fuzz::short_pass()?;
     eprintln!("xtask: all tests passed");
+    Ok(())
+}
+
+/// Builds runtimes/tests/ into `noa/tests/`, laid out as in the image under /opt/tests:
+/// `rust-std` (musl), `go` (CGO_ENABLED=0), `syscall-edge` (gcc -static), `busybox/*.sh`.
+pub fn build_programs(noa: &Path) -> Result<PathBuf> {
+    let sources = crate::root().join("runtimes/tests");
+    let out = noa.join("tests");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(out.join("busybox"))
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    let target = crate::build::target_dir();
+
+    // Its own crate (not a workspace member), with its own target folder.
+    let rust_target = target.join("runtimes-tests");
+    run(crate::build::cargo()
+        .args(["build", "--release", "--locked", "--target", USER_TARGET])
+        .arg("--manifest-path")
+        .arg(sources.join("rust-std/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&rust_target))?;
+    copy(
+        &rust_target.join(USER_TARGET).join("release/rust-std"),
+        &out.join("rust-std"),
+    )?;
+
+    let mut go = Command::new(crate::deps::find("go").unwrap_or_else(|| "go".into()));
+    go.current_dir(sources.join("go"))
+        .args(["build", "-trimpath", "-buildvcs=false", "-o"])
+        .arg(out.join("go"))
+        .env("CGO_ENABLED", "0");
+    if std::env::var_os("HOME").is_none() {
+        // CI without a home: Go needs somewhere for its build cache and module folder.
+        go.env("GOCACHE", target.join("go/cache"))
+            .env("GOPATH", target.join("go/path"));
+    }
+    run(&mut go)?;
+
+    run(Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
+        .arg(out.join("syscall-edge"))
+        .arg(sources.join("syscall-edge/syscall_edge.c")))?;
+
+    for entry in std::fs::read_dir(sources.join("busybox"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "sh") {
+            copy(&path, &out.join("busybox").join(path.file_name().unwrap()))?;
+        }
+    }
+    Ok(out)
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)
+        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
     Ok(())
 }

@@ -1,0 +1,3 @@
+module noa.example/runtimes/tests/go
+
+go 1.19
