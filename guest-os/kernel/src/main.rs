@@ -1,8 +1,9 @@
 //! The NOA ARK OS kernel: safe Rust over hal-pv.
 //!
 //! Boot ends here: the HAL calls [`kernel_main`] on the boot CPU with the hardware up. The kernel
-//! parses its command line, brings the other CPUs online, prints the boot line and then — until an
-//! init program exists — runs the in-guest tests if asked, and powers off.
+//! parses its command line, brings the other CPUs online, prints the boot line, mounts the root
+//! file system and starts `/sbin/init` (or runs the in-guest tests or benchmarks if asked); then
+//! every CPU becomes a scheduler idle loop. init's exit powers the machine off with its status.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -10,9 +11,24 @@
 extern crate alloc;
 
 mod cmdline;
+mod exec;
+mod fs;
 mod kbench;
 mod ktest;
+mod mm;
 mod net;
+mod random;
+mod shutdown;
+mod syscall;
+mod task;
+
+/// A kernel log line on the serial console (the VMM shows it with --verbose or on failure).
+#[macro_export]
+macro_rules! klog {
+    ($($arg:tt)*) => {
+        hal_pv::println!("kernel: {}", format_args!($($arg)*))
+    };
+}
 
 use hal_pv::pvport::{PowerOffReason, power_off};
 use hal_pv::{BootInfo, println};
@@ -30,9 +46,32 @@ fn kernel_main(info: BootInfo) -> ! {
     let code = match (cmdline.ktest, cmdline.kbench) {
         (Some(filter), _) => ktest::run_all(filter, info.cmdline),
         (None, Some(name)) => kbench::run(name, info.cmdline),
-        (None, None) => 0,
+        (None, None) => {
+            start_init(info.cmdline);
+            task::sched::idle_loop()
+        }
     };
     power_off(code, PowerOffReason::Normal)
+}
+
+/// Mounts the root and starts `/sbin/init` as process 1, with the command after `--` if any.
+fn start_init(line: &str) {
+    fs::init(line);
+    let args = cmdline::init_args(line);
+    let mut argv = alloc::vec![b"/sbin/init".to_vec()];
+    if !args.is_empty() {
+        argv.push(b"--".to_vec());
+        argv.extend(args);
+    }
+    let envp = alloc::vec![
+        b"HOME=/".to_vec(),
+        b"TERM=linux".to_vec(),
+        b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec(),
+    ];
+    if let Err(e) = task::spawn_init(argv, envp) {
+        klog!("cannot start /sbin/init: {e:?}");
+        power_off(shutdown::NO_INIT_EXIT_CODE, PowerOffReason::Normal);
+    }
 }
 
 /// Deliberate endings for the VMM's tests of its exit codes and crash reports.
@@ -49,11 +88,9 @@ fn test_action(action: &str) {
     }
 }
 
-/// Where every other CPU ends up: an idle loop that sleeps until an interrupt.
+/// Where every other CPU ends up: the scheduler's idle loop.
 fn ap_main() -> ! {
-    loop {
-        hal_pv::cpu::wait_for_interrupt();
-    }
+    task::sched::idle_loop()
 }
 
 #[panic_handler]

@@ -31,6 +31,10 @@ const COW: u64 = 1 << 9;
 const SHARED: u64 = 1 << 10;
 /// A software bit: the frame is not a counted [`Page`] (the kernel's trampoline page).
 const FOREIGN: u64 = 1 << 11;
+/// A software bit (52–58 are ignored by the MMU): fork copies the page at once instead of
+/// sharing it copy-on-write (the kernel's per-thread save areas, which ring 3 writes from the
+/// trampoline and which must never be read-only).
+const COPY_ON_FORK: u64 = 1 << 52;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 /// How a user page may be used.
@@ -42,6 +46,8 @@ pub struct PageFlags {
     pub cow: bool,
     /// Shared writable mapping: fork keeps it shared and writable.
     pub shared: bool,
+    /// Fork copies the page at once (it is never copy-on-write).
+    pub copy_on_fork: bool,
 }
 
 impl PageFlags {
@@ -59,6 +65,9 @@ impl PageFlags {
         if self.shared {
             pte |= SHARED;
         }
+        if self.copy_on_fork {
+            pte |= COPY_ON_FORK;
+        }
         pte
     }
 
@@ -68,6 +77,7 @@ impl PageFlags {
             exec: pte & NO_EXECUTE == 0,
             cow: pte & COW != 0,
             shared: pte & SHARED != 0,
+            copy_on_fork: pte & COPY_ON_FORK != 0,
         }
     }
 }
@@ -256,6 +266,19 @@ impl AddressSpace {
                 // SAFETY: a present leaf slot of ours.
                 let mut entry = unsafe { slot.read() };
                 if entry & FOREIGN != 0 {
+                    return;
+                }
+                if entry & COPY_ON_FORK != 0 {
+                    // SAFETY: the table holds one reference; we only read through it.
+                    let page = unsafe { Page::from_raw(PhysAddr(entry & ADDR_MASK)) };
+                    let copy = page.duplicate();
+                    let _ = page.into_raw();
+                    let (Some(copy), Some(child_slot)) = (copy, child.leaf_slot(va, true)) else {
+                        out_of_memory = true;
+                        return;
+                    };
+                    // SAFETY: the child's fresh leaf slot takes the copy's reference.
+                    unsafe { child_slot.write(copy.into_raw().0 | (entry & !ADDR_MASK)) };
                     return;
                 }
                 if entry & WRITABLE != 0 && entry & SHARED == 0 {

@@ -94,3 +94,36 @@ pub(crate) fn tsc_hz() -> u64 {
     }
     hz as u64
 }
+
+const MSR_KVM_WALL_CLOCK_NEW: u32 = 0x4b56_4d00;
+
+/// `struct pvclock_wall_clock`: the wall-clock time at which guest time (kvmclock) was zero.
+#[repr(C, align(16))]
+struct WallClock(UnsafeCell<[u32; 3]>);
+// SAFETY: written by the hypervisor when the boot CPU asks, read once right after.
+unsafe impl Sync for WallClock {}
+
+static WALL_CLOCK: WallClock = WallClock(UnsafeCell::new([0; 3]));
+
+/// Nanoseconds since the Unix epoch at which kvmclock read zero (asks the hypervisor once).
+pub(crate) fn wall_clock_at_zero_ns() -> u64 {
+    let area = WALL_CLOCK.0.get();
+    let phys = crate::mm::virt_to_phys(area as u64).0;
+    // SAFETY: the area is ours, 12 bytes inside one page; KVM fills it on this write.
+    unsafe { x86::msr::wrmsr(MSR_KVM_WALL_CLOCK_NEW, phys) };
+    loop {
+        // SAFETY: plain reads of the area the hypervisor filled; the version makes them
+        // consistent (odd while being written).
+        let (version, sec, nsec, again) = unsafe {
+            let words = area as *const u32;
+            let version = words.read_volatile();
+            let sec = words.add(1).read_volatile();
+            let nsec = words.add(2).read_volatile();
+            (version, sec, nsec, words.read_volatile())
+        };
+        if version & 1 == 0 && version == again {
+            return u64::from(sec) * 1_000_000_000 + u64::from(nsec);
+        }
+        crate::cpu::relax();
+    }
+}

@@ -31,6 +31,18 @@ pub(crate) fn init() {
         pit::measure_tsc_hz()
     };
     TSC_HZ.store(hz.max(1), Ordering::Relaxed);
+    if crate::cpu::features::get().kvmclock {
+        WALL_AT_ZERO.store(kvmclock::wall_clock_at_zero_ns(), Ordering::Relaxed);
+    }
+}
+
+/// Wall-clock ns since the epoch when [`now_ns`] was zero (0 where the host gives no wall clock:
+/// then the realtime clock starts at the epoch).
+static WALL_AT_ZERO: AtomicU64 = AtomicU64::new(0);
+
+/// Wall-clock time: nanoseconds since the Unix epoch (the host's clock, via kvmclock).
+pub fn realtime_ns() -> u64 {
+    WALL_AT_ZERO.load(Ordering::Relaxed) + now_ns()
 }
 
 /// The clock source in use.

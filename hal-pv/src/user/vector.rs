@@ -127,9 +127,10 @@ pub fn initial_area_prefix() -> [u8; 32] {
     prefix
 }
 
-/// The vector state could not be saved or restored (a bad area address or a corrupt area).
+/// The vector state could not be saved or restored (a bad area address or a corrupt area): the
+/// trap the trampoline ended with instead of its `syscall`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AreaFault;
+pub struct AreaFault(pub Trap);
 
 /// Saves this CPU's vector registers to user address `area` in the loaded address space.
 pub fn save(area: u64) -> Result<(), AreaFault> {
@@ -160,7 +161,7 @@ fn run_trampoline(offset: u64, area: u64) -> Result<(), AreaFault> {
         match context.run() {
             Trap::Interrupt => continue,
             Trap::Syscall if context.rip() == entry + ENTRY_BYTES => return Ok(()),
-            _ => return Err(AreaFault),
+            other => return Err(AreaFault(other)),
         }
     }
 }

@@ -1,0 +1,383 @@
+//! A process's memory: its address space (`hal_pv::mm::address_space`), the VMAs that say what
+//! may be mapped where, demand paging and copy-on-write, and the mmap family's semantics.
+//!
+//! Layout of user space (top down): the vector save areas of the threads (one slot per thread,
+//! `VECTOR_BASE..`), the main stack below `STACK_TOP`, the mmap area growing down below the stack
+//! gap, and the program and its brk heap at the bottom. Nothing is mapped at or above
+//! `MMAP_END` except by the kernel.
+//!
+//! Faults are expensive here (a user page fault is ~100 µs round trip on PVM hosts), so private
+//! anonymous faults map a small run of neighbouring pages at once (pristine frames cost nothing
+//! to zero), and small anonymous mappings are populated when they are made.
+
+pub mod uaccess;
+
+use crate::fs::FileRef;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use hal_pv::mm::PAGE_SIZE;
+use hal_pv::mm::address_space::{AddressSpace, PageFlags};
+use hal_pv::mm::frames::Page;
+use noa_linux_abi::errno::{Errno, SysResult};
+use noa_linux_abi::mm::{PROT_EXEC, PROT_READ, PROT_WRITE};
+use spin::Mutex;
+
+/// First address of the vector save areas (above everything user mappings may use).
+pub const VECTOR_BASE: u64 = 0x7fff_e000_0000;
+/// End of the vector save areas.
+const VECTOR_END: u64 = 0x7fff_f000_0000;
+/// User mappings end here.
+pub const MMAP_END: u64 = VECTOR_BASE;
+/// Top of the main thread's stack.
+pub const STACK_TOP: u64 = 0x7fff_c000_0000;
+/// The main stack's reservation (grown on demand).
+pub const STACK_BYTES: u64 = 8 << 20;
+/// The mmap area starts below the stack reservation and a guard gap.
+const MMAP_TOP: u64 = STACK_TOP - STACK_BYTES - (64 << 20);
+/// Lowest address mmap hands out without MAP_FIXED.
+const MMAP_BOTTOM: u64 = 0x1_0000;
+/// Pages mapped together on an anonymous fault.
+const FAULT_AROUND: u64 = 16;
+/// Anonymous private mappings up to this size are populated at once.
+const POPULATE_SMALL: u64 = 64 * 1024;
+
+pub fn page_align_down(addr: u64) -> u64 {
+    addr & !(PAGE_SIZE - 1)
+}
+
+pub fn page_align_up(addr: u64) -> Option<u64> {
+    addr.checked_add(PAGE_SIZE - 1)
+        .map(|a| a & !(PAGE_SIZE - 1))
+}
+
+#[derive(Clone)]
+pub enum Backing {
+    Anon,
+    /// File content from `offset` (page aligned) at the VMA's start; private (copied on write).
+    File {
+        file: FileRef,
+        offset: u64,
+    },
+}
+
+#[derive(Clone)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub prot: u32,
+    pub shared: bool,
+    pub backing: Backing,
+}
+
+impl Vma {
+    fn flags(&self) -> PageFlags {
+        PageFlags {
+            write: self.prot & PROT_WRITE != 0,
+            exec: self.prot & PROT_EXEC != 0,
+            cow: false,
+            shared: self.shared,
+            copy_on_fork: false,
+        }
+    }
+
+    fn split_at(&mut self, at: u64) -> Vma {
+        let mut high = self.clone();
+        high.start = at;
+        if let Backing::File { offset, .. } = &mut high.backing {
+            *offset += at - self.start;
+        }
+        self.end = at;
+        high
+    }
+}
+
+pub struct MmState {
+    pub vmas: BTreeMap<u64, Vma>,
+    pub brk_start: u64,
+    pub brk: u64,
+    vector_slots: Vec<bool>,
+}
+
+pub struct Mm {
+    pub space: Arc<AddressSpace>,
+    pub state: Mutex<MmState>,
+}
+
+impl Mm {
+    pub fn new() -> SysResult<Arc<Mm>> {
+        Ok(Arc::new(Mm {
+            space: AddressSpace::new().ok_or(Errno::ENOMEM)?,
+            state: Mutex::new(MmState {
+                vmas: BTreeMap::new(),
+                brk_start: 0,
+                brk: 0,
+                vector_slots: Vec::new(),
+            }),
+        }))
+    }
+
+    /// fork: the same VMAs over a copy-on-write copy of the pages.
+    pub fn fork(&self) -> SysResult<Arc<Mm>> {
+        let state = self.state.lock();
+        let space = self.space.fork().ok_or(Errno::ENOMEM)?;
+        Ok(Arc::new(Mm {
+            space,
+            state: Mutex::new(MmState {
+                vmas: state.vmas.clone(),
+                brk_start: state.brk_start,
+                brk: state.brk,
+                vector_slots: state.vector_slots.clone(),
+            }),
+        }))
+    }
+
+    /// A save area for a new thread's vector registers, initialised to the reset state.
+    pub fn alloc_vector_area(&self) -> SysResult<u64> {
+        let slot_bytes =
+            page_align_up(hal_pv::user::vector::area_bytes() as u64).unwrap_or(PAGE_SIZE);
+        let slot = {
+            let mut state = self.state.lock();
+            let free = state.vector_slots.iter().position(|used| !used);
+            let slot = free.unwrap_or(state.vector_slots.len());
+            if VECTOR_BASE + (slot as u64 + 1) * slot_bytes > VECTOR_END {
+                return Err(Errno::EAGAIN);
+            }
+            if slot == state.vector_slots.len() {
+                state.vector_slots.push(true);
+            } else {
+                state.vector_slots[slot] = true;
+            }
+            slot
+        };
+        let area = VECTOR_BASE + slot as u64 * slot_bytes;
+        let flags = PageFlags {
+            write: true,
+            copy_on_fork: true,
+            ..PageFlags::default()
+        };
+        for page_va in (area..area + slot_bytes).step_by(PAGE_SIZE as usize) {
+            let page = Page::new_zeroed().ok_or(Errno::ENOMEM)?;
+            if page_va == area {
+                page.write(0, &hal_pv::user::vector::initial_area_prefix());
+            }
+            self.space
+                .map(page_va, page, flags)
+                .map_err(|_| Errno::ENOMEM)?;
+        }
+        Ok(area)
+    }
+
+    /// Gives back a thread's save area slot (the pages stay for reuse by the next thread).
+    pub fn free_vector_area(&self, area: u64) {
+        let slot_bytes =
+            page_align_up(hal_pv::user::vector::area_bytes() as u64).unwrap_or(PAGE_SIZE);
+        if area < VECTOR_BASE {
+            return;
+        }
+        let slot = ((area - VECTOR_BASE) / slot_bytes) as usize;
+        if let Some(used) = self.state.lock().vector_slots.get_mut(slot) {
+            *used = false;
+        }
+    }
+
+    /// Handles a user page fault at `addr`. Err(present) when the access is not allowed (the
+    /// caller raises SIGSEGV; `present` tells ACCERR from MAPERR).
+    pub fn handle_fault(&self, addr: u64, write: bool, exec: bool) -> Result<(), bool> {
+        let state = self.state.lock();
+        let vma = find(&state.vmas, addr).ok_or(false)?;
+        let allowed = if write {
+            vma.prot & PROT_WRITE != 0
+        } else if exec {
+            vma.prot & PROT_EXEC != 0
+        } else {
+            vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0
+        };
+        if !allowed {
+            return Err(true);
+        }
+        let page_va = page_align_down(addr);
+        if let Some((page, flags)) = self.space.query(page_va) {
+            if write && flags.cow {
+                let writable = PageFlags {
+                    cow: false,
+                    ..flags
+                };
+                let page = if page.is_unique() {
+                    page
+                } else {
+                    page.duplicate().ok_or(true)?
+                };
+                self.space.map(page_va, page, writable).map_err(|_| true)?;
+            }
+            // Otherwise another CPU resolved it first, or the TLB was stale: retry.
+            return Ok(());
+        }
+        match &vma.backing {
+            Backing::Anon => {
+                let first = page_va;
+                let last = (page_va + FAULT_AROUND * PAGE_SIZE).min(vma.end);
+                for va in (first..last).step_by(PAGE_SIZE as usize) {
+                    if va != page_va && self.space.query(va).is_some() {
+                        break;
+                    }
+                    let page = Page::new_zeroed().ok_or(false)?;
+                    self.space.map(va, page, vma.flags()).map_err(|_| false)?;
+                }
+                Ok(())
+            }
+            Backing::File { file, offset } => {
+                let page = file_page(file, offset + (page_va - vma.start)).map_err(|_| false)?;
+                let mut flags = vma.flags();
+                // The page is a private copy already; keep it read-only until written, so a
+                // later shared page cache can hand out the same page to every mapper.
+                if !vma.shared && flags.write && !write {
+                    flags.cow = true;
+                }
+                self.space.map(page_va, page, flags).map_err(|_| false)
+            }
+        }
+    }
+
+    /// Makes `[start, end)` present now (MAP_POPULATE, exec's segments, the initial stack).
+    pub fn populate(&self, start: u64, end: u64, write: bool) -> SysResult<()> {
+        for va in (page_align_down(start)..end).step_by(PAGE_SIZE as usize) {
+            if self.space.query(va).is_none() || write {
+                self.handle_fault(va, write, false)
+                    .map_err(|_| Errno::ENOMEM)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a VMA at `[start, end)`, replacing what was there (the caller checked MAP_FIXED).
+    pub fn insert(&self, vma: Vma) {
+        self.unmap(vma.start, vma.end);
+        let mut state = self.state.lock();
+        state.vmas.insert(vma.start, vma);
+    }
+
+    /// A free range of `len` bytes in the mmap area, top down, or at `hint` if that is free.
+    pub fn find_free(&self, len: u64, hint: u64) -> SysResult<u64> {
+        let state = self.state.lock();
+        let free = |start: u64| {
+            let end = start + len;
+            end <= MMAP_END
+                && start >= MMAP_BOTTOM
+                && !state.vmas.values().any(|v| v.start < end && start < v.end)
+        };
+        if hint != 0 && hint % PAGE_SIZE == 0 && hint.checked_add(len).is_some() && free(hint) {
+            return Ok(hint);
+        }
+        let mut candidate = MMAP_TOP.checked_sub(len).ok_or(Errno::ENOMEM)?;
+        // Walk the VMAs from the top down, sliding below each one that overlaps.
+        for vma in state.vmas.values().rev() {
+            if vma.start >= candidate + len {
+                continue;
+            }
+            if vma.end <= candidate {
+                break;
+            }
+            candidate = vma.start.checked_sub(len).ok_or(Errno::ENOMEM)?;
+        }
+        if candidate < MMAP_BOTTOM {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(candidate)
+    }
+
+    /// Removes mappings in `[start, end)` (splitting VMAs at the edges).
+    pub fn unmap(&self, start: u64, end: u64) {
+        {
+            let mut state = self.state.lock();
+            split(&mut state.vmas, start);
+            split(&mut state.vmas, end);
+            let keys: Vec<u64> = state
+                .vmas
+                .range(..end)
+                .filter(|(_, v)| v.end > start)
+                .map(|(k, _)| *k)
+                .collect();
+            for key in keys {
+                state.vmas.remove(&key);
+            }
+        }
+        self.space.unmap(start, end);
+    }
+
+    /// mprotect: new protection for `[start, end)`, which must be fully mapped.
+    pub fn protect(&self, start: u64, end: u64, prot: u32) -> SysResult<()> {
+        let mut state = self.state.lock();
+        let mut at = start;
+        while at < end {
+            let vma = find(&state.vmas, at).ok_or(Errno::ENOMEM)?;
+            at = vma.end;
+        }
+        split(&mut state.vmas, start);
+        split(&mut state.vmas, end);
+        for (_, vma) in state.vmas.range_mut(start..end) {
+            vma.prot = prot;
+        }
+        drop(state);
+        self.space.protect(start, end, |flags| PageFlags {
+            write: prot & PROT_WRITE != 0,
+            exec: prot & PROT_EXEC != 0,
+            ..flags
+        });
+        if prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 {
+            // PROT_NONE: x86 user pages are always readable, so nothing may stay mapped. The
+            // content is dropped (partial: a later mprotect back to readable sees zeros or the
+            // file again); guard pages and reservations, the common uses, hold nothing.
+            self.space.unmap(start, end);
+        }
+        Ok(())
+    }
+
+    /// madvise(DONTNEED): private anonymous pages read back as zeros.
+    pub fn discard(&self, start: u64, end: u64) {
+        self.space.unmap(start, end);
+    }
+}
+
+/// The VMA containing `addr`.
+pub fn find(vmas: &BTreeMap<u64, Vma>, addr: u64) -> Option<&Vma> {
+    vmas.range(..=addr)
+        .next_back()
+        .map(|(_, v)| v)
+        .filter(|v| addr < v.end)
+}
+
+/// Splits the VMA containing `at` (if any) into two at `at`.
+fn split(vmas: &mut BTreeMap<u64, Vma>, at: u64) {
+    let Some(key) = vmas
+        .range(..at)
+        .next_back()
+        .filter(|(_, v)| at < v.end)
+        .map(|(k, _)| *k)
+    else {
+        return;
+    };
+    if let Some(vma) = vmas.get_mut(&key) {
+        let high = vma.split_at(at);
+        vmas.insert(at, high);
+    }
+}
+
+/// One page of file content at `offset` (zero beyond the end of file).
+fn file_page(file: &FileRef, offset: u64) -> SysResult<Page> {
+    let page = Page::new_zeroed().ok_or(Errno::ENOMEM)?;
+    let mut buf = vec![0u8; PAGE_SIZE as usize];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file.read_at(offset + filled as u64, &mut buf[filled..])?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    if filled != 0 {
+        page.write(0, &buf[..filled]);
+    }
+    Ok(page)
+}

@@ -1,0 +1,126 @@
+//! System calls: the dispatcher. One file per family; each exports `TABLE`, a list of (number,
+//! handler), merged at boot into one array indexed by number. The calls that need the caller's
+//! registers (clone, fork, execve, rt_sigreturn, arch_prctl, exit) are dispatched here directly.
+//!
+//! An unknown or unimplemented number returns ENOSYS and is logged once. Handlers take the six
+//! raw argument registers; every pointer among them is checked by `mm::uaccess`.
+
+pub mod file;
+pub mod futex;
+pub mod info;
+pub mod memory;
+pub mod path;
+pub mod poll;
+pub mod process;
+pub mod signal;
+pub mod time;
+
+use crate::task::Thread;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+use hal_pv::user::UserContext;
+use noa_linux_abi::errno::{Errno, SysResult};
+use noa_linux_abi::syscalls as nr;
+use spin::Once;
+
+pub type Handler = fn(&[u64; 6]) -> SysResult<u64>;
+
+/// Highest syscall number we dispatch (clone3 is 435; the table covers up to 511).
+const TABLE_LEN: usize = 512;
+
+static TABLE: Once<[Option<Handler>; TABLE_LEN]> = Once::new();
+/// Numbers already reported as unimplemented (one bit each).
+static LOGGED: [AtomicU64; TABLE_LEN / 64] = [const { AtomicU64::new(0) }; TABLE_LEN / 64];
+
+fn table() -> &'static [Option<Handler>; TABLE_LEN] {
+    TABLE.call_once(|| {
+        let mut table = [None; TABLE_LEN];
+        for family in [
+            file::TABLE,
+            path::TABLE,
+            poll::TABLE,
+            process::TABLE,
+            memory::TABLE,
+            signal::TABLE,
+            time::TABLE,
+            info::TABLE,
+            futex::TABLE,
+        ] {
+            for &(number, handler) in family {
+                if let Some(slot) = table.get_mut(number) {
+                    *slot = Some(handler);
+                }
+            }
+        }
+        table
+    })
+}
+
+/// Whether a handler exists for `number` (for docs/syscalls.md checks and logging).
+pub fn implemented(number: usize) -> bool {
+    table().get(number).is_some_and(Option::is_some)
+        || matches!(
+            number,
+            nr::SYS_CLONE
+                | nr::SYS_CLONE3
+                | nr::SYS_FORK
+                | nr::SYS_VFORK
+                | nr::SYS_EXECVE
+                | nr::SYS_EXECVEAT
+                | nr::SYS_RT_SIGRETURN
+                | nr::SYS_ARCH_PRCTL
+                | nr::SYS_EXIT
+                | nr::SYS_EXIT_GROUP
+        )
+}
+
+/// Handles the system call in `context` (number in RAX) and stores the result in RAX.
+pub fn handle(me: &Arc<Thread>, context: &mut UserContext) {
+    let (number, args) = context.syscall_args();
+    let result = match number as usize {
+        nr::SYS_RT_SIGRETURN => {
+            if crate::task::signal::sigreturn(me, context) {
+                // RAX is the interrupted code's, restored from the frame.
+                return;
+            }
+            crate::klog!("pid {}: bad signal frame at rt_sigreturn", me.process.pid);
+            me.process
+                .begin_group_exit(noa_linux_abi::signal::SIGSEGV as i32);
+            return;
+        }
+        nr::SYS_CLONE => process::clone(me, context, &args),
+        nr::SYS_CLONE3 => process::clone3(me, context, &args),
+        nr::SYS_FORK => process::fork(me, context),
+        nr::SYS_VFORK => process::vfork(me, context),
+        nr::SYS_EXECVE => process::execve(me, context, &args),
+        nr::SYS_EXECVEAT => process::execveat(me, context, &args),
+        nr::SYS_ARCH_PRCTL => process::arch_prctl(context, &args),
+        nr::SYS_EXIT => process::exit(me, &args),
+        nr::SYS_EXIT_GROUP => process::exit_group(me, &args),
+        n => match table().get(n).copied().flatten() {
+            Some(handler) => handler(&args),
+            None => {
+                log_unimplemented(n);
+                Err(Errno::ENOSYS)
+            }
+        },
+    };
+    context.set_return(match result {
+        Ok(value) => value,
+        Err(errno) => (-(errno.0 as i64)) as u64,
+    });
+}
+
+fn log_unimplemented(number: usize) {
+    let word = number.min(TABLE_LEN - 1) / 64;
+    let bit = 1u64 << (number % 64);
+    if LOGGED[word].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+        let name = nr::name(number).unwrap_or("?");
+        crate::klog!("syscall {number} ({name}) not implemented: ENOSYS");
+    }
+}
+
+/// A user-supplied file descriptor argument.
+pub fn fd_arg(value: u64) -> SysResult<i32> {
+    i32::try_from(value as i64).map_err(|_| Errno::EBADF)
+}

@@ -1,0 +1,255 @@
+//! The scheduler: one run queue for all CPUs, each CPU's idle loop, blocking and waking, time
+//! slices — tickless.
+//!
+//! Interrupts are off whenever the kernel runs, so a CPU is only ever interrupted in user mode or
+//! in its idle `hlt`; scheduling decisions happen at those points and when a thread blocks. A CPU
+//! with nothing to run sleeps in `hlt` with its timer armed only for the next sleeper's deadline;
+//! a thread entering user mode arms a 10 ms slice only when others are waiting for a CPU.
+//!
+//! Vector registers belong to whichever user thread last ran on the CPU; a thread leaving the
+//! CPU saves them (from ring 3, `hal_pv::user::vector`), and restores them when it next enters
+//! user mode somewhere its state is not already live.
+
+use super::thread::Thread;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use hal_pv::cpu::percpu::MAX_CPUS;
+use hal_pv::task::Context;
+use spin::{Mutex, Once};
+
+/// A thread's share of a CPU when others wait.
+const TIME_SLICE_NS: u64 = 10_000_000;
+/// The IPI that wakes an idle CPU (its handler does nothing: waking up is the point).
+pub const WAKE_VECTOR: u8 = 0xf2;
+
+struct CpuSched {
+    current: Mutex<Option<Arc<Thread>>>,
+    idle: Once<Arc<Context>>,
+    idle_now: AtomicBool,
+    slice_end: AtomicU64,
+    /// The deadline the timer is armed for (u64::MAX: disarmed), to skip redundant MSR writes.
+    armed: AtomicU64,
+}
+
+static CPUS: [CpuSched; MAX_CPUS] = [const {
+    CpuSched {
+        current: Mutex::new(None),
+        idle: Once::new(),
+        idle_now: AtomicBool::new(false),
+        slice_end: AtomicU64::new(u64::MAX),
+        armed: AtomicU64::new(u64::MAX),
+    }
+}; MAX_CPUS];
+
+static RUN_QUEUE: Mutex<VecDeque<Arc<Thread>>> = Mutex::new(VecDeque::new());
+
+fn this() -> &'static CpuSched {
+    &CPUS[hal_pv::cpu::cpu_index() as usize]
+}
+
+/// The thread running on this CPU. Panics on an idle CPU.
+pub fn current() -> Arc<Thread> {
+    try_current().expect("no current thread on this CPU")
+}
+
+pub fn try_current() -> Option<Arc<Thread>> {
+    this().current.lock().clone()
+}
+
+/// Makes a new thread runnable.
+pub fn start(thread: Arc<Thread>) {
+    enqueue(thread);
+}
+
+/// Wakes `thread` if it sleeps.
+pub fn wake(thread: &Arc<Thread>) {
+    if thread.take_sleep() {
+        enqueue(thread.clone());
+    }
+}
+
+/// Makes `thread` notice something at once (a signal, an exit): wakes it if it sleeps, and pulls
+/// every busy CPU out of user mode so that a running thread checks too.
+pub fn kick(thread: &Arc<Thread>) {
+    wake(thread);
+    let me = hal_pv::cpu::cpu_index();
+    for cpu in hal_pv::cpu::percpu::all_cpus().filter(|c| c.index != me) {
+        if !CPUS[cpu.index as usize].idle_now.load(Ordering::Acquire) {
+            hal_pv::irq::apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), WAKE_VECTOR);
+        }
+    }
+}
+
+fn enqueue(thread: Arc<Thread>) {
+    RUN_QUEUE.lock().push_back(thread);
+    let me = hal_pv::cpu::cpu_index();
+    if let Some(cpu) = hal_pv::cpu::percpu::all_cpus()
+        .find(|c| c.index != me && CPUS[c.index as usize].idle_now.load(Ordering::Acquire))
+    {
+        hal_pv::irq::apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), WAKE_VECTOR);
+    }
+}
+
+/// Whether threads wait for a CPU.
+pub fn others_waiting() -> bool {
+    !RUN_QUEUE.lock().is_empty()
+}
+
+/// The current thread sleeps (it marked itself with `prepare_to_sleep`); returns once woken.
+pub fn block() {
+    switch_away(false);
+}
+
+/// Gives the CPU to a waiting thread, if any.
+pub fn yield_now() {
+    if others_waiting() {
+        switch_away(true);
+    }
+}
+
+/// The current thread has exited: leave its stack for good.
+pub fn exit_current() -> ! {
+    switch_away(false);
+    unreachable!("an exited thread was scheduled again");
+}
+
+fn switch_away(requeue: bool) {
+    let me = current();
+    let next = RUN_QUEUE.lock().pop_front();
+    if requeue {
+        match next {
+            None => return,
+            Some(ref n) if Arc::ptr_eq(n, &me) => return,
+            Some(_) => RUN_QUEUE.lock().push_back(me.clone()),
+        }
+    }
+    if let Some(ref n) = next
+        && Arc::ptr_eq(n, &me)
+    {
+        // We were woken before we got to sleep, and nobody else waits.
+        return;
+    }
+    save_vector_state(&me);
+    let cpu = this();
+    let target = match &next {
+        Some(thread) => thread.context.clone(),
+        None => cpu
+            .idle
+            .get()
+            .expect("scheduler not started on this CPU")
+            .clone(),
+    };
+    *cpu.current.lock() = next;
+    drop(me);
+    drop(hal_pv::task::switch_to(target));
+    after_switch();
+}
+
+/// On a thread's stack after a switch: its memory is the one loaded.
+pub(super) fn after_switch() {
+    if let Some(me) = try_current() {
+        me.process.mm().space.activate();
+    }
+}
+
+fn save_vector_state(thread: &Thread) {
+    let here = hal_pv::cpu::cpu_index() + 1;
+    if thread.exiting.load(Ordering::Acquire)
+        || thread.vector_live_on.load(Ordering::Acquire) != here
+    {
+        return;
+    }
+    // The thread's memory is loaded (it is the current thread). A failure means the thread
+    // unmapped or corrupted its own save area: it loses its vector state, nothing else.
+    if hal_pv::user::vector::save(thread.vector_area.load(Ordering::Acquire)).is_err() {
+        thread.vector_live_on.store(0, Ordering::Release);
+    }
+}
+
+/// Before `thread` enters user mode on this CPU: its vector state is live here, and the timer is
+/// armed for its slice (if others wait) and the next sleeper.
+pub(super) fn prepare_user_entry(thread: &Thread) -> Result<(), hal_pv::user::vector::AreaFault> {
+    let here = hal_pv::cpu::cpu_index() + 1;
+    if thread.vector_live_on.load(Ordering::Acquire) != here {
+        // Another thread's state may be live here: ours must come from memory.
+        hal_pv::user::vector::restore(thread.vector_area.load(Ordering::Acquire))?;
+        thread.vector_live_on.store(here, Ordering::Release);
+    }
+    let now = hal_pv::time::now_ns();
+    let cpu = this();
+    let slice_end = if others_waiting() {
+        let end = cpu.slice_end.load(Ordering::Relaxed);
+        if end == u64::MAX {
+            cpu.slice_end.store(now + TIME_SLICE_NS, Ordering::Relaxed);
+            now + TIME_SLICE_NS
+        } else {
+            end
+        }
+    } else {
+        cpu.slice_end.store(u64::MAX, Ordering::Relaxed);
+        u64::MAX
+    };
+    arm_timer(
+        now,
+        slice_end.min(super::timer::earliest().unwrap_or(u64::MAX)),
+    );
+    Ok(())
+}
+
+/// After an interrupt in user mode: sleepers whose time has come, and the end of a slice.
+pub(super) fn after_user_interrupt() {
+    super::timer::expire();
+    let cpu = this();
+    if hal_pv::time::now_ns() >= cpu.slice_end.load(Ordering::Relaxed) {
+        cpu.slice_end.store(u64::MAX, Ordering::Relaxed);
+        yield_now();
+    }
+}
+
+fn arm_timer(now: u64, deadline: u64) {
+    let armed = &this().armed;
+    let previous = armed.load(Ordering::Relaxed);
+    if deadline == previous && (deadline == u64::MAX || deadline > now) {
+        return;
+    }
+    armed.store(deadline, Ordering::Relaxed);
+    if deadline == u64::MAX {
+        hal_pv::irq::apic::cancel_timer();
+    } else {
+        hal_pv::time::set_timer_in_ns(deadline.saturating_sub(now).max(1));
+    }
+}
+
+/// The timer fired on this CPU: it is disarmed now.
+fn timer_fired(_: &mut hal_pv::irq::TrapFrame) {
+    this().armed.store(u64::MAX, Ordering::Relaxed);
+}
+
+/// Every CPU ends here once the kernel is up: run what is runnable, else sleep until an interrupt.
+pub fn idle_loop() -> ! {
+    let cpu = this();
+    cpu.idle.call_once(hal_pv::task::current);
+    if hal_pv::irq::handler(WAKE_VECTOR).is_none() {
+        hal_pv::irq::set_handler(WAKE_VECTOR, |_| {});
+    }
+    hal_pv::irq::set_handler(hal_pv::irq::TIMER_VECTOR, timer_fired);
+    loop {
+        super::timer::expire();
+        let next = RUN_QUEUE.lock().pop_front();
+        if let Some(thread) = next {
+            let context = thread.context.clone();
+            *cpu.current.lock() = Some(thread);
+            drop(hal_pv::task::switch_to(context));
+            continue;
+        }
+        hal_pv::mm::address_space::activate_kernel_space();
+        cpu.idle_now.store(true, Ordering::SeqCst);
+        if RUN_QUEUE.lock().is_empty() {
+            let now = hal_pv::time::now_ns();
+            arm_timer(now, super::timer::earliest().unwrap_or(u64::MAX));
+            hal_pv::cpu::wait_for_interrupt();
+        }
+        cpu.idle_now.store(false, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,106 @@
+//! [`Thread`]: one schedulable user thread — its kernel context, its signal state, and the
+//! scheduler's view of it (asleep or not).
+
+use super::process::Process;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use hal_pv::task::Context;
+use hal_pv::user::UserContext;
+use spin::Mutex;
+
+/// Kernel stack of each thread: deep enough for the syscall paths and the file systems.
+pub const KERNEL_STACK_BYTES: usize = 64 * 1024;
+
+pub use noa_linux_abi::signal::SigInfo;
+
+/// The alternate signal stack (sigaltstack).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AltStack {
+    pub sp: u64,
+    pub size: u64,
+    pub flags: u32,
+}
+
+pub struct Thread {
+    pub tid: u32,
+    pub process: Arc<Process>,
+    pub context: Arc<Context>,
+    /// Set while the thread is going to sleep or asleep; cleared by whoever wakes it.
+    sleeping: AtomicBool,
+    /// Blocked signals (bit n-1 for signal n).
+    pub sigmask: AtomicU64,
+    /// Signals sent to this thread alone.
+    pub pending: AtomicU64,
+    pub pending_info: Mutex<VecDeque<SigInfo>>,
+    pub alt_stack: Mutex<AltStack>,
+    /// The mask to restore after a handler runs, set by rt_sigsuspend (Linux's saved_sigmask).
+    pub saved_sigmask: Mutex<Option<u64>>,
+    /// set_tid_address / CLONE_CHILD_CLEARTID: zeroed and futex-woken at exit.
+    pub clear_child_tid: AtomicU64,
+    pub robust_list: AtomicU64,
+    /// Where this thread's vector registers are saved, in its process's memory.
+    pub vector_area: AtomicU64,
+    /// The CPU (index + 1) whose registers hold this thread's vector state; 0: only memory does.
+    pub vector_live_on: AtomicU32,
+    /// The registers the thread starts with; taken by the user loop.
+    pub start: Mutex<Option<UserContext>>,
+    /// Time spent in user mode, for times() and RLIMIT_CPU.
+    pub user_ns: AtomicU64,
+    pub exiting: AtomicBool,
+}
+
+impl Thread {
+    pub fn new(
+        tid: u32,
+        process: Arc<Process>,
+        start: UserContext,
+        vector_area: u64,
+    ) -> Arc<Thread> {
+        Arc::new(Thread {
+            tid,
+            process,
+            context: Context::new(KERNEL_STACK_BYTES, super::user_loop::thread_entry, 0),
+            sleeping: AtomicBool::new(false),
+            sigmask: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
+            pending_info: Mutex::new(VecDeque::new()),
+            alt_stack: Mutex::new(AltStack::default()),
+            saved_sigmask: Mutex::new(None),
+            clear_child_tid: AtomicU64::new(0),
+            robust_list: AtomicU64::new(0),
+            vector_area: AtomicU64::new(vector_area),
+            vector_live_on: AtomicU32::new(0),
+            start: Mutex::new(Some(start)),
+            user_ns: AtomicU64::new(0),
+            exiting: AtomicBool::new(false),
+        })
+    }
+
+    pub(super) fn prepare_to_sleep(&self) {
+        self.sleeping.store(true, Ordering::SeqCst);
+    }
+
+    pub(super) fn cancel_sleep(&self) {
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    /// Clears the sleeping mark; true if the thread was asleep (so the caller must queue it).
+    pub(super) fn take_sleep(&self) -> bool {
+        self.sleeping.swap(false, Ordering::SeqCst)
+    }
+
+    /// Signals pending for this thread (its own and its process's) that it does not block.
+    pub fn deliverable_signals(&self) -> u64 {
+        let pending =
+            self.pending.load(Ordering::Acquire) | self.process.pending.load(Ordering::Acquire);
+        pending & !self.sigmask.load(Ordering::Acquire)
+    }
+
+    /// Something should interrupt a sleep: a deliverable signal, or the thread must exit.
+    pub fn has_deliverable_signal(&self) -> bool {
+        self.deliverable_signals() != 0
+            || self.exiting.load(Ordering::Acquire)
+            || self.process.is_exiting()
+    }
+}

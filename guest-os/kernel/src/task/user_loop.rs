@@ -1,0 +1,144 @@
+//! The body of every user thread: run the user registers, handle the trap, repeat — and the
+//! thread's end.
+
+use super::sched;
+use super::signal;
+use super::thread::{SigInfo, Thread};
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+use hal_pv::user::{Trap, UserContext};
+use noa_linux_abi::signal::{SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP};
+
+/// `si_code`s for faults.
+const SEGV_MAPERR: i32 = 1;
+const SEGV_ACCERR: i32 = 2;
+const ILL_ILLOPN: i32 = 2;
+const FPE_INTDIV: i32 = 1;
+const BUS_ADRALN: i32 = 1;
+const TRAP_BRKPT: i32 = 1;
+const SI_KERNEL: i32 = 0x80;
+
+/// Where a new thread's kernel context starts (see `Thread::new`).
+pub fn thread_entry(_: usize) -> ! {
+    sched::after_switch();
+    let me = sched::current();
+    let context = me.start.lock().take();
+    match context {
+        Some(context) => run(me, context),
+        None => exit_thread(me),
+    }
+}
+
+fn run(me: Arc<Thread>, mut context: UserContext) -> ! {
+    // Result of the last system call, for SA_RESTART: Some(number) if it returned EINTR.
+    let mut restart: Option<u64> = None;
+    loop {
+        if me.exiting.load(Ordering::Acquire) || me.process.is_exiting() {
+            exit_thread(me);
+        }
+        if me.deliverable_signals() != 0 && !signal::deliver(&me, &mut context, restart.take()) {
+            exit_thread(me);
+        }
+        if let Some(mask) = me.saved_sigmask.lock().take() {
+            me.sigmask.store(mask, Ordering::Release);
+        }
+        restart = None;
+        if let Err(e) = sched::prepare_user_entry(&me) {
+            crate::klog!("pid {}: vector state restore failed: {e:?}", me.process.pid);
+            // The thread's vector save area is gone (it unmapped it): it cannot run correctly.
+            me.process.begin_group_exit(SIGSEGV as i32);
+            continue;
+        }
+        let start = hal_pv::cpu::rdtsc();
+        let trap = context.run();
+        let spent = hal_pv::cpu::rdtsc().wrapping_sub(start);
+        me.user_ns
+            .fetch_add(hal_pv::time::tsc_delta_to_ns(spent), Ordering::Relaxed);
+        match trap {
+            Trap::Syscall => {
+                let (nr, _) = context.syscall_args();
+                crate::syscall::handle(&me, &mut context);
+                if context.syscall_args().0
+                    == (-(noa_linux_abi::errno::Errno::EINTR.0 as i64)) as u64
+                {
+                    restart = Some(nr);
+                }
+            }
+            Trap::Exception {
+                vector,
+                error,
+                addr,
+            } => exception(&me, &mut context, vector, error, addr),
+            Trap::Interrupt => sched::after_user_interrupt(),
+            Trap::BadState => signal::send_to_thread(&me, SIGSEGV, SigInfo::kernel(SIGSEGV)),
+        }
+    }
+}
+
+fn exception(me: &Arc<Thread>, context: &mut UserContext, vector: u8, error: u64, addr: u64) {
+    let (sig, code, fault_addr) = match vector {
+        14 => {
+            let write = error & 2 != 0;
+            let exec = error & 0x10 != 0;
+            let mm = me.process.mm();
+            match mm.handle_fault(addr, write, exec) {
+                Ok(()) => return,
+                Err(present) => (
+                    SIGSEGV,
+                    if present { SEGV_ACCERR } else { SEGV_MAPERR },
+                    addr,
+                ),
+            }
+        }
+        0 => (SIGFPE, FPE_INTDIV, context.rip()),
+        16 | 19 => (SIGFPE, 0, context.rip()),
+        6 => (SIGILL, ILL_ILLOPN, context.rip()),
+        1 | 3 => (SIGTRAP, TRAP_BRKPT, context.rip()),
+        17 => (SIGBUS, BUS_ADRALN, addr),
+        _ => (SIGSEGV, SI_KERNEL, 0),
+    };
+    crate::klog!(
+        "pid {} tid {}: {} (vector {vector}, error {error:#x}) at {fault_addr:#x}, rip {:#x}",
+        me.process.pid,
+        me.tid,
+        noa_linux_abi::signal::signal_name(sig).unwrap_or("?"),
+        context.rip()
+    );
+    // A fault the thread blocks or ignores cannot be deferred: it would fault again forever.
+    let blocked = me.sigmask.load(Ordering::Acquire) & signal::bit(sig) != 0;
+    let ignored =
+        me.process.actions.lock()[(sig - 1) as usize].handler == noa_linux_abi::signal::SIG_IGN;
+    if blocked || ignored {
+        me.process.begin_group_exit(sig as i32 | 0x80);
+        return;
+    }
+    signal::send_to_thread(me, sig, SigInfo::fault(sig, code, fault_addr));
+}
+
+/// Ends the calling thread: the CLEARTID wake, then the process if it was the last thread.
+pub fn exit_thread(me: Arc<Thread>) -> ! {
+    let tid_addr = me.clear_child_tid.swap(0, Ordering::AcqRel);
+    if tid_addr != 0 && crate::mm::uaccess::write_u32(tid_addr, 0).is_ok() {
+        let _ = super::futex::wake(tid_addr, 1, super::futex::BITSET_MATCH_ANY, false);
+        let _ = super::futex::wake(tid_addr, 1, super::futex::BITSET_MATCH_ANY, true);
+    }
+    me.exiting.store(true, Ordering::Release);
+    let process = me.process.clone();
+    process
+        .dead_user_ns
+        .fetch_add(me.user_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+    let last = {
+        let mut threads = process.threads.lock();
+        threads.retain(|t| !Arc::ptr_eq(t, &me));
+        threads.is_empty()
+    };
+    if let Some(area) = Some(me.vector_area.load(Ordering::Acquire)) {
+        process.mm().free_vector_area(area);
+    }
+    drop(me);
+    if last {
+        super::process::finish(&process);
+    }
+    drop(process);
+    sched::exit_current()
+}
