@@ -58,6 +58,9 @@ fn kernel_main(info: BootInfo) -> ! {
 fn start_init(line: &str) {
     fs::init(line);
     let args = cmdline::init_args(line);
+    if let Some(level) = cmdline::Cmdline::values(line, "noa.strace").find_map(|v| v.parse().ok()) {
+        syscall::TRACE.store(level, core::sync::atomic::Ordering::Relaxed);
+    }
     let mut argv = alloc::vec![b"/sbin/init".to_vec()];
     if !args.is_empty() {
         argv.push(b"--".to_vec());

@@ -194,7 +194,10 @@ fn errno(e: noa_ext2::Error) -> Errno {
         E::NotFound => Errno::ENOENT,
         E::NameTooLong => Errno::ENAMETOOLONG,
         E::NotADirectory { .. } => Errno::ENOTDIR,
-        E::NotARegularFile { file_type, .. } if file_type == FileType::Directory => Errno::EISDIR,
+        E::NotARegularFile {
+            file_type: FileType::Directory,
+            ..
+        } => Errno::EISDIR,
         E::NotARegularFile { .. } | E::NotASymlink { .. } => Errno::EINVAL,
         // Linux's EFSCORRUPTED.
         E::Corrupt(_) => Errno::EUCLEAN,

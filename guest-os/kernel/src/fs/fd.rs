@@ -52,6 +52,7 @@ impl FdTable {
     }
 
     /// Installs `file` at the lowest free descriptor (below [`NOFILE_DEFAULT`]).
+    #[allow(dead_code)] // the core's API; the syscalls use `insert_from` with RLIMIT_NOFILE
     pub fn insert(&mut self, file: FileRef, cloexec: bool) -> SysResult<i32> {
         self.insert_from(0, file, cloexec, NOFILE_DEFAULT)
     }
@@ -184,7 +185,8 @@ impl FdTable {
         closed
     }
 
-    /// The open descriptors, in order (for /proc/self/fd and poll over all).
+    /// The open descriptors, in order (for /proc/self/fd).
+    #[allow(dead_code)] // for procfs
     pub fn fds(&self) -> impl Iterator<Item = (i32, &FileRef)> + '_ {
         self.slots
             .iter()
@@ -193,6 +195,7 @@ impl FdTable {
     }
 
     /// How many descriptors are open.
+    #[allow(dead_code)] // for procfs
     pub fn count(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
     }

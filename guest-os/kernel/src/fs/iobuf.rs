@@ -23,8 +23,9 @@ const BOUNCE_POOL: usize = 8;
 const PAGE_POOL: usize = 64;
 pub const PAGE: usize = 4096;
 
-/// Zeros to copy out for /dev/zero and holes (read-only data: no ring-0 zeroing per read).
-static ZEROS: [u8; PAGE] = [0; PAGE];
+/// Zeros to copy out for /dev/zero and holes (read-only data: no ring-0 zeroing per read). As
+/// large as a bounce buffer: each user copy has a fixed cost of its own.
+static ZEROS: [u8; BOUNCE_BYTES] = [0; BOUNCE_BYTES];
 
 static BOUNCE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 static PAGES: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
@@ -81,34 +82,11 @@ impl<'a> ReadBuf<'a> {
     pub fn zero(&mut self, at: usize, len: usize) -> SysResult<()> {
         let mut done = 0;
         while done < len {
-            let n = (len - done).min(PAGE);
+            let n = (len - done).min(ZEROS.len());
             self.put(at + done, &ZEROS[..n])?;
             done += n;
         }
         Ok(())
-    }
-
-    /// The buffer as a kernel slice, if it is one (a device can then fill it directly).
-    pub fn kernel(&mut self) -> Option<&mut [u8]> {
-        match self {
-            ReadBuf::Kernel(slice) => Some(slice),
-            ReadBuf::User { .. } => None,
-        }
-    }
-
-    /// The part `at..at + len` of this buffer, as a buffer of its own.
-    pub fn window(&mut self, at: usize, len: usize) -> SysResult<ReadBuf<'_>> {
-        let end = at.checked_add(len).ok_or(Errno::EINVAL)?;
-        if end > self.len() {
-            return Err(Errno::EINVAL);
-        }
-        Ok(match self {
-            ReadBuf::User { addr, .. } => ReadBuf::User {
-                addr: addr.checked_add(at as u64).ok_or(Errno::EFAULT)?,
-                len,
-            },
-            ReadBuf::Kernel(slice) => ReadBuf::Kernel(&mut slice[at..end]),
-        })
     }
 
     /// Fills the buffer (up to its length) through a kernel slice: `fill` gets a slice of at
@@ -177,14 +155,6 @@ impl<'a> WriteBuf<'a> {
                 dst.copy_from_slice(&slice[at..end]);
                 Ok(())
             }
-        }
-    }
-
-    /// The buffer as a kernel slice, if it is one.
-    pub fn kernel(&self) -> Option<&[u8]> {
-        match self {
-            WriteBuf::Kernel(slice) => Some(slice),
-            WriteBuf::User { .. } => None,
         }
     }
 

@@ -252,57 +252,31 @@ impl Mm {
     }
 
     /// Adds a VMA at `[start, end)`, replacing what was there (the caller checked MAP_FIXED).
+    /// The VMA change and the page-table change happen under one lock, so no fault or other
+    /// mapping call sees one without the other.
     pub fn insert(&self, vma: Vma) {
-        self.unmap(vma.start, vma.end);
         let mut state = self.state.lock();
+        remove_vmas(&mut state.vmas, vma.start, vma.end);
+        self.space.unmap(vma.start, vma.end);
         state.vmas.insert(vma.start, vma);
     }
 
-    /// A free range of `len` bytes in the mmap area, top down, or at `hint` if that is free.
-    pub fn find_free(&self, len: u64, hint: u64) -> SysResult<u64> {
-        let state = self.state.lock();
-        let free = |start: u64| {
-            let end = start + len;
-            end <= MMAP_END
-                && start >= MMAP_BOTTOM
-                && !state.vmas.values().any(|v| v.start < end && start < v.end)
-        };
-        if hint != 0 && hint % PAGE_SIZE == 0 && hint.checked_add(len).is_some() && free(hint) {
-            return Ok(hint);
-        }
-        let mut candidate = MMAP_TOP.checked_sub(len).ok_or(Errno::ENOMEM)?;
-        // Walk the VMAs from the top down, sliding below each one that overlaps.
-        for vma in state.vmas.values().rev() {
-            if vma.start >= candidate + len {
-                continue;
-            }
-            if vma.end <= candidate {
-                break;
-            }
-            candidate = vma.start.checked_sub(len).ok_or(Errno::ENOMEM)?;
-        }
-        if candidate < MMAP_BOTTOM {
-            return Err(Errno::ENOMEM);
-        }
-        Ok(candidate)
+    /// Maps `vma` (its length) at a free place — `hint` if that is free, else top down in the
+    /// mmap area — choosing and inserting under one lock; returns the start.
+    pub fn insert_anywhere(&self, mut vma: Vma, hint: u64) -> SysResult<u64> {
+        let len = vma.end - vma.start;
+        let mut state = self.state.lock();
+        let start = find_free(&state, len, hint)?;
+        vma.start = start;
+        vma.end = start + len;
+        state.vmas.insert(start, vma);
+        Ok(start)
     }
 
     /// Removes mappings in `[start, end)` (splitting VMAs at the edges).
     pub fn unmap(&self, start: u64, end: u64) {
-        {
-            let mut state = self.state.lock();
-            split(&mut state.vmas, start);
-            split(&mut state.vmas, end);
-            let keys: Vec<u64> = state
-                .vmas
-                .range(..end)
-                .filter(|(_, v)| v.end > start)
-                .map(|(k, _)| *k)
-                .collect();
-            for key in keys {
-                state.vmas.remove(&key);
-            }
-        }
+        let mut state = self.state.lock();
+        remove_vmas(&mut state.vmas, start, end);
         self.space.unmap(start, end);
     }
 
@@ -319,7 +293,7 @@ impl Mm {
         for (_, vma) in state.vmas.range_mut(start..end) {
             vma.prot = prot;
         }
-        drop(state);
+        // Page tables change under the same lock as the VMAs (faults take it too).
         self.space.protect(start, end, |flags| PageFlags {
             write: prot & PROT_WRITE != 0,
             exec: prot & PROT_EXEC != 0,
@@ -331,12 +305,56 @@ impl Mm {
             // file again); guard pages and reservations, the common uses, hold nothing.
             self.space.unmap(start, end);
         }
+        drop(state);
         Ok(())
     }
 
     /// madvise(DONTNEED): private anonymous pages read back as zeros.
     pub fn discard(&self, start: u64, end: u64) {
+        let _state = self.state.lock();
         self.space.unmap(start, end);
+    }
+}
+
+/// A free range of `len` bytes in the mmap area, top down, or at `hint` if that is free.
+fn find_free(state: &MmState, len: u64, hint: u64) -> SysResult<u64> {
+    let free = |start: u64| {
+        let end = start + len;
+        end <= MMAP_END
+            && start >= MMAP_BOTTOM
+            && !state.vmas.values().any(|v| v.start < end && start < v.end)
+    };
+    if hint != 0 && hint % PAGE_SIZE == 0 && hint.checked_add(len).is_some() && free(hint) {
+        return Ok(hint);
+    }
+    let mut candidate = MMAP_TOP.checked_sub(len).ok_or(Errno::ENOMEM)?;
+    // Walk the VMAs from the top down, sliding below each one that overlaps.
+    for vma in state.vmas.values().rev() {
+        if vma.start >= candidate + len {
+            continue;
+        }
+        if vma.end <= candidate {
+            break;
+        }
+        candidate = vma.start.checked_sub(len).ok_or(Errno::ENOMEM)?;
+    }
+    if candidate < MMAP_BOTTOM {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(candidate)
+}
+
+/// Removes the VMAs in `[start, end)`, splitting those that cross the edges.
+fn remove_vmas(vmas: &mut BTreeMap<u64, Vma>, start: u64, end: u64) {
+    split(vmas, start);
+    split(vmas, end);
+    let keys: Vec<u64> = vmas
+        .range(..end)
+        .filter(|(_, v)| v.end > start)
+        .map(|(k, _)| *k)
+        .collect();
+    for key in keys {
+        vmas.remove(&key);
     }
 }
 

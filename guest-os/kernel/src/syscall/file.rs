@@ -65,7 +65,7 @@ pub fn files() -> Arc<Mutex<crate::fs::FdTable>> {
 /// The open file behind descriptor `fd` (the low 32 bits of the argument, as Linux reads an
 /// `int`).
 pub fn file(fd: u64) -> SysResult<FileRef> {
-    files().lock().get(fd as i32)
+    crate::task::current().process.files.lock().get(fd as i32)
 }
 
 /// The current RLIMIT_NOFILE (soft), capped at what a table can hold.

@@ -122,30 +122,33 @@ fn mmap(a: &[u64; 6]) -> SysResult<u64> {
     {
         return Err(Errno::ENOMEM);
     }
-    let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
-        user_range(addr, len)?;
-        if flags & MAP_FIXED_NOREPLACE != 0 && flags & MAP_FIXED == 0 {
-            let taken = mm
-                .state
-                .lock()
-                .vmas
-                .values()
-                .any(|v| v.start < addr + len && addr < v.end);
-            if taken {
-                return Err(Errno::EEXIST);
-            }
-        }
-        addr
-    } else {
-        mm.find_free(len, page_align_down(addr))?
-    };
-    mm.insert(Vma {
-        start,
-        end: start + len,
+    let vma = Vma {
+        start: 0,
+        end: len,
         prot,
         shared,
         backing,
-    });
+    };
+    let start = if flags & MAP_FIXED != 0 {
+        user_range(addr, len)?;
+        mm.insert(Vma {
+            start: addr,
+            end: addr + len,
+            ..vma
+        });
+        addr
+    } else if flags & MAP_FIXED_NOREPLACE != 0 {
+        user_range(addr, len)?;
+        // Chosen and inserted under one lock: the hint is taken only if free.
+        let start = mm.insert_anywhere(vma, addr)?;
+        if start != addr {
+            mm.unmap(start, start + len);
+            return Err(Errno::EEXIST);
+        }
+        start
+    } else {
+        mm.insert_anywhere(vma, page_align_down(addr))?
+    };
     let populate = flags & MAP_POPULATE != 0
         || (anonymous && !shared && len <= 64 * 1024 && prot & PROT_WRITE != 0);
     if populate && prot != PROT_NONE {
@@ -221,19 +224,21 @@ fn mremap(a: &[u64; 6]) -> SysResult<u64> {
     if flags & MREMAP_MAYMOVE == 0 {
         return Err(Errno::ENOMEM);
     }
-    let target = if flags & MREMAP_FIXED != 0 {
-        user_range(new_addr, new_len)?;
-        new_addr
-    } else {
-        mm.find_free(new_len, 0)?
-    };
     let mut moved = vma.clone();
-    moved.start = target;
-    moved.end = target + new_len;
+    moved.start = 0;
+    moved.end = new_len;
     if let Backing::File { offset, .. } = &mut moved.backing {
         *offset += old_addr - vma.start;
     }
-    mm.insert(moved);
+    let target = if flags & MREMAP_FIXED != 0 {
+        user_range(new_addr, new_len)?;
+        moved.start = new_addr;
+        moved.end = new_addr + new_len;
+        mm.insert(moved);
+        new_addr
+    } else {
+        mm.insert_anywhere(moved, 0)?
+    };
     // Move the pages themselves: the mappings are shared references, no copying.
     for at in (0..old_len).step_by(4096) {
         if let Some((page, flags)) = mm.space.query(old_addr + at) {

@@ -74,9 +74,25 @@ pub fn implemented(number: usize) -> bool {
         )
 }
 
+/// `noa.strace=1` on the command line: log every system call and its result (debugging);
+/// `noa.strace=2`: all but futex.
+pub static TRACE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
 /// Handles the system call in `context` (number in RAX) and stores the result in RAX.
 pub fn handle(me: &Arc<Thread>, context: &mut UserContext) {
     let (number, args) = context.syscall_args();
+    let trace = TRACE.load(Ordering::Relaxed);
+    if trace == 1 || (trace == 2 && number as usize != nr::SYS_FUTEX) {
+        let name = nr::name(number as usize).unwrap_or("?");
+        crate::klog!("[{}] {name}({:#x}, {:#x}, {:#x}, {:#x}) ...", me.tid, args[0], args[1], args[2], args[3]);
+        dispatch(me, context, number, args);
+        crate::klog!("[{}] {name} = {:#x}", me.tid, context.syscall_args().0);
+        return;
+    }
+    dispatch(me, context, number, args);
+}
+
+fn dispatch(me: &Arc<Thread>, context: &mut UserContext, number: u64, args: [u64; 6]) {
     let result = match number as usize {
         nr::SYS_RT_SIGRETURN => {
             if crate::task::signal::sigreturn(me, context) {

@@ -128,7 +128,6 @@ fn do_clone(me: &Arc<Thread>, context: &mut UserContext, args: &CloneArgs) -> Sy
         return Err(Errno::EINVAL);
     }
     let parent = &me.process;
-    let here = hal_pv::cpu::cpu_index() + 1;
     let tid = next_id();
     let mut child_context = context.clone();
     child_context.set_return(0);
@@ -144,7 +143,7 @@ fn do_clone(me: &Arc<Thread>, context: &mut UserContext, args: &CloneArgs) -> Sy
     let (process, mm, thread) = if flags & CLONE_THREAD != 0 {
         let mm = parent.mm();
         let area = mm.alloc_vector_area()?;
-        copy_vector_state(me, here, area)?;
+        copy_vector_state(me, area)?;
         let thread = Thread::new(tid, parent.clone(), child_context, area);
         parent.threads.lock().push(thread.clone());
         (parent.clone(), mm, thread)
@@ -152,12 +151,12 @@ fn do_clone(me: &Arc<Thread>, context: &mut UserContext, args: &CloneArgs) -> Sy
         let (mm, area) = if flags & CLONE_VM != 0 {
             let mm = parent.mm();
             let area = mm.alloc_vector_area()?;
-            copy_vector_state(me, here, area)?;
+            copy_vector_state(me, area)?;
             (mm, area)
         } else {
             // The child's copy of our save area must hold our current registers.
             let area = me.vector_area.load(Ordering::Acquire);
-            if me.vector_live_on.load(Ordering::Acquire) == here {
+            if sched::vector_state_live(me) {
                 hal_pv::user::vector::save(area).map_err(|_| Errno::EFAULT)?;
             }
             (parent.mm().fork()?, area)
@@ -217,8 +216,8 @@ fn do_clone(me: &Arc<Thread>, context: &mut UserContext, args: &CloneArgs) -> Sy
 }
 
 /// Saves the caller's live vector registers into a new thread's area (same memory map).
-fn copy_vector_state(me: &Thread, here: u32, area: u64) -> SysResult<()> {
-    if me.vector_live_on.load(Ordering::Acquire) == here {
+fn copy_vector_state(me: &Thread, area: u64) -> SysResult<()> {
+    if sched::vector_state_live(me) {
         hal_pv::user::vector::save(area).map_err(|_| Errno::EFAULT)
     } else {
         let bytes = hal_pv::user::vector::area_bytes();

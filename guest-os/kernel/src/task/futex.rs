@@ -74,12 +74,12 @@ pub fn wait(
     }
     loop {
         if woken.load(Ordering::Acquire) {
-            me.cancel_sleep();
+            sched::abort_sleep(&me);
             return Ok(0);
         }
         let timed_out = deadline_ns.is_some_and(|d| hal_pv::time::now_ns() >= d);
         if timed_out || me.has_deliverable_signal() {
-            me.cancel_sleep();
+            sched::abort_sleep(&me);
             let mut table = TABLE.lock();
             if woken.load(Ordering::Acquire) {
                 return Ok(0);

@@ -13,7 +13,7 @@
 use super::thread::Thread;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use hal_pv::cpu::percpu::MAX_CPUS;
 use hal_pv::task::Context;
 use spin::{Mutex, Once};
@@ -30,6 +30,8 @@ struct CpuSched {
     slice_end: AtomicU64,
     /// The deadline the timer is armed for (u64::MAX: disarmed), to skip redundant MSR writes.
     armed: AtomicU64,
+    /// The thread whose vector state this CPU's registers hold (0: none).
+    vector_owner: AtomicU32,
 }
 
 static CPUS: [CpuSched; MAX_CPUS] = [const {
@@ -39,6 +41,7 @@ static CPUS: [CpuSched; MAX_CPUS] = [const {
         idle_now: AtomicBool::new(false),
         slice_end: AtomicU64::new(u64::MAX),
         armed: AtomicU64::new(u64::MAX),
+        vector_owner: AtomicU32::new(0),
     }
 }; MAX_CPUS];
 
@@ -101,6 +104,15 @@ pub fn block() {
     switch_away(false);
 }
 
+/// The current thread changes its mind about sleeping (its condition came true first). If a
+/// waker already put it on the run queue, it must leave the CPU once so that it is never queued
+/// and running at the same time (another CPU would wait for it to switch away).
+pub fn abort_sleep(me: &Thread) {
+    if !me.take_sleep() {
+        switch_away(false);
+    }
+}
+
 /// Gives the CPU to a waiting thread, if any.
 pub fn yield_now() {
     if others_waiting() {
@@ -153,11 +165,22 @@ pub(super) fn after_switch() {
     }
 }
 
+/// Whether this CPU's vector registers hold `thread`'s current state (else its save area does).
+pub fn vector_state_live(thread: &Thread) -> bool {
+    thread.vector_live_on.load(Ordering::Acquire) == hal_pv::cpu::cpu_index() + 1
+        && this().vector_owner.load(Ordering::Acquire) == thread.tid
+}
+
+/// Records that this CPU's registers now hold `thread`'s vector state.
+pub fn set_vector_state_live(thread: &Thread) {
+    thread
+        .vector_live_on
+        .store(hal_pv::cpu::cpu_index() + 1, Ordering::Release);
+    this().vector_owner.store(thread.tid, Ordering::Release);
+}
+
 fn save_vector_state(thread: &Thread) {
-    let here = hal_pv::cpu::cpu_index() + 1;
-    if thread.exiting.load(Ordering::Acquire)
-        || thread.vector_live_on.load(Ordering::Acquire) != here
-    {
+    if thread.exiting.load(Ordering::Acquire) || !vector_state_live(thread) {
         return;
     }
     // The thread's memory is loaded (it is the current thread). A failure means the thread
@@ -170,11 +193,10 @@ fn save_vector_state(thread: &Thread) {
 /// Before `thread` enters user mode on this CPU: its vector state is live here, and the timer is
 /// armed for its slice (if others wait) and the next sleeper.
 pub(super) fn prepare_user_entry(thread: &Thread) -> Result<(), hal_pv::user::vector::AreaFault> {
-    let here = hal_pv::cpu::cpu_index() + 1;
-    if thread.vector_live_on.load(Ordering::Acquire) != here {
+    if !vector_state_live(thread) {
         // Another thread's state may be live here: ours must come from memory.
         hal_pv::user::vector::restore(thread.vector_area.load(Ordering::Acquire))?;
-        thread.vector_live_on.store(here, Ordering::Release);
+        set_vector_state_live(thread);
     }
     let now = hal_pv::time::now_ns();
     let cpu = this();

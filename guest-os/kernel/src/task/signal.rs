@@ -173,7 +173,7 @@ fn push_frame(
     let fp_bytes = hal_pv::user::vector::area_bytes() as u64;
     let (frame, fpstate) = abi::place_rt_sigframe(top, fp_bytes).ok_or("no room for the frame")?;
     // The vector registers go straight from ring 3 into the frame.
-    if me.vector_live_on.load(Ordering::Acquire) == hal_pv::cpu::cpu_index() + 1 {
+    if super::sched::vector_state_live(me) {
         // `xsave` leaves the header's reserved bytes alone, and `xrstor` at sigreturn faults
         // unless they are zero: clear the whole area first (stack memory holds old data).
         crate::mm::uaccess::copy_to_user(fpstate, &alloc::vec![0u8; fp_bytes as usize])
@@ -269,16 +269,10 @@ pub fn sigreturn(me: &Thread, context: &mut UserContext) -> bool {
     me.sigmask
         .store(record.uc.sigmask & !UNBLOCKABLE, Ordering::Release);
     if m.fpstate != 0 {
-        if me.vector_live_on.load(Ordering::Acquire) != hal_pv::cpu::cpu_index() + 1
-            && hal_pv::user::vector::restore(me.vector_area.load(Ordering::Acquire)).is_err()
-        {
-            return false;
-        }
         if hal_pv::user::vector::restore(m.fpstate).is_err() {
             return false;
         }
-        me.vector_live_on
-            .store(hal_pv::cpu::cpu_index() + 1, Ordering::Release);
+        super::sched::set_vector_state_live(me);
     }
     true
 }

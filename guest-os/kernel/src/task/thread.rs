@@ -81,9 +81,6 @@ impl Thread {
         self.sleeping.store(true, Ordering::SeqCst);
     }
 
-    pub(super) fn cancel_sleep(&self) {
-        self.sleeping.store(false, Ordering::SeqCst);
-    }
 
     /// Clears the sleeping mark; true if the thread was asleep (so the caller must queue it).
     pub(super) fn take_sleep(&self) -> bool {

@@ -70,7 +70,16 @@ fn run(me: Arc<Thread>, mut context: UserContext) -> ! {
                 addr,
             } => exception(&me, &mut context, vector, error, addr),
             Trap::Interrupt => sched::after_user_interrupt(),
-            Trap::BadState => signal::send_to_thread(&me, SIGSEGV, SigInfo::kernel(SIGSEGV)),
+            Trap::BadState => {
+                crate::klog!(
+                    "pid {} tid {}: cannot enter user mode at rip {:#x} rsp {:#x}: SIGSEGV",
+                    me.process.pid,
+                    me.tid,
+                    context.rip(),
+                    context.rsp()
+                );
+                signal::send_to_thread(&me, SIGSEGV, SigInfo::kernel(SIGSEGV));
+            }
         }
     }
 }

@@ -55,8 +55,8 @@ impl WaitQueue {
                 super::timer::wake_at(deadline, &me);
             }
             if let Some(value) = cond() {
-                me.cancel_sleep();
                 self.remove(&me);
+                sched::abort_sleep(&me);
                 return Ok(Some(value));
             }
             sched::block();
