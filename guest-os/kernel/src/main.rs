@@ -57,6 +57,10 @@ fn kernel_main(info: BootInfo) -> ! {
 /// Mounts the root and starts `/sbin/init` as process 1, with the command after `--` if any.
 fn start_init(line: &str) {
     fs::init(line);
+    // Seed the kernel generator (AT_RANDOM, getrandom) from the entropy device.
+    let mut seed = [0u8; 32];
+    fs::devfs::fill_random(&mut seed);
+    random::seed(&seed);
     let args = cmdline::init_args(line);
     if let Some(level) = cmdline::Cmdline::values(line, "noa.strace").find_map(|v| v.parse().ok()) {
         syscall::TRACE.store(level, core::sync::atomic::Ordering::Relaxed);

@@ -108,6 +108,12 @@ impl Frame {
         unsafe { &mut *(self.0.to_virt() as *mut [u64; 512]) }
     }
 
+    /// Its content as bytes, writable (e.g. for a device to fill before the page is shared).
+    pub fn bytes_mut(&mut self) -> &mut [u8; PAGE_SIZE as usize] {
+        // SAFETY: as in `words_mut`.
+        unsafe { &mut *(self.0.to_virt() as *mut [u8; PAGE_SIZE as usize]) }
+    }
+
     /// Keeps the frame allocated for good and returns its address (page tables, stacks).
     pub fn leak(self) -> PhysAddr {
         let phys = self.0;

@@ -25,6 +25,7 @@ pub enum ClockSource {
 pub(crate) fn init() {
     TSC_AT_BOOT.store(crate::cpu::rdtsc(), Ordering::Relaxed);
     let hz = if crate::cpu::features::get().kvmclock {
+        KVMCLOCK.store(true, Ordering::Relaxed);
         kvmclock::enable_this_cpu();
         kvmclock::tsc_hz()
     } else {
@@ -45,9 +46,12 @@ pub fn realtime_ns() -> u64 {
     WALL_AT_ZERO.load(Ordering::Relaxed) + now_ns()
 }
 
+/// Whether kvmclock is the source (set once at boot; read on every clock read).
+static KVMCLOCK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// The clock source in use.
 pub fn source() -> ClockSource {
-    if crate::cpu::features::get().kvmclock {
+    if KVMCLOCK.load(Ordering::Relaxed) {
         ClockSource::KvmClock
     } else {
         ClockSource::Tsc

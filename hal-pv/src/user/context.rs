@@ -110,7 +110,11 @@ impl UserContext {
                 *loaded_fs = self.fs_base;
             }
             // User GS lives in KERNEL_GS_BASE while the kernel runs; `swapgs` brings it in.
-            x86::msr::wrmsr(x86::msr::IA32_KERNEL_GSBASE, self.gs_base);
+            let loaded_gs = &mut *state.gs_base.get();
+            if *loaded_gs != self.gs_base {
+                x86::msr::wrmsr(x86::msr::IA32_KERNEL_GSBASE, self.gs_base);
+                *loaded_gs = self.gs_base;
+            }
         }
         space.enter_user_mode(state);
         // SAFETY: the frame holds sanitised user state (user selectors, IF set, IOPL 0,

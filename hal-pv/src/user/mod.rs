@@ -54,6 +54,8 @@ pub(crate) struct CpuUserState {
     pub(crate) in_user: AtomicU64,
     /// The FS base loaded in the MSR.
     pub(crate) fs_base: UnsafeCell<u64>,
+    /// The user GS base loaded in KERNEL_GS_BASE.
+    pub(crate) gs_base: UnsafeCell<u64>,
 }
 
 impl CpuUserState {
@@ -63,6 +65,7 @@ impl CpuUserState {
             loaded_generation: AtomicU64::new(0),
             in_user: AtomicU64::new(0),
             fs_base: UnsafeCell::new(0),
+            gs_base: UnsafeCell::new(0),
         }
     }
 }

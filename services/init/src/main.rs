@@ -19,7 +19,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -146,28 +146,52 @@ fn spawn_failed(name: &OsStr, error: &std::io::Error) -> i32 {
 }
 
 fn run_shell() -> i32 {
-    let mut command = Command::new(SHELL);
-    with_environment(command.arg0("-sh"));
-    if let Some(home) = std::env::var_os("HOME").or_else(|| Some(DEFAULT_HOME.into()))
-        && Path::new(&home).is_dir()
-    {
-        command.current_dir(home);
+    // fork + exec by hand rather than `Command` with `pre_exec`: std's fork path reports exec
+    // errors through an AF_UNIX socketpair, which a kernel without sockets cannot give, and
+    // init must get its shell up on the smallest kernel.
+    let mut env: Vec<std::ffi::CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut pair = k.into_vec();
+            pair.push(b'=');
+            pair.extend(v.into_vec());
+            std::ffi::CString::new(pair).ok()
+        })
+        .collect();
+    for (name, default) in [
+        ("PATH", DEFAULT_PATH),
+        ("HOME", DEFAULT_HOME),
+        ("TERM", DEFAULT_TERM),
+    ] {
+        if std::env::var_os(name).is_none() {
+            env.extend(std::ffi::CString::new(format!("{name}={default}")).ok());
+        }
     }
-    // SAFETY: between fork and exec the closure only makes two system calls (async-signal-safe).
-    unsafe {
-        command.pre_exec(|| {
-            // A session of its own with the console as controlling terminal, so the shell has
-            // job control and ^C reaches its foreground job, not init. Without a tty (a pipe,
-            // natively) the ioctl fails and the shell runs without job control.
+    let home = std::env::var_os("HOME").unwrap_or_else(|| DEFAULT_HOME.into());
+    let home = std::ffi::CString::new(home.into_vec()).unwrap_or_default();
+    let shell = std::ffi::CString::new(SHELL).unwrap_or_default();
+    let argv0 = std::ffi::CString::new("-sh").unwrap_or_default();
+    let argv = [argv0.as_ptr(), std::ptr::null()];
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: init is single-threaded; between fork and exec the child makes only
+    // async-signal-safe system calls on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: as above. A session of its own with the console as controlling terminal, so
+        // the shell has job control and ^C reaches its foreground job, not init. Without a tty
+        // the ioctl fails and the shell runs without job control.
+        unsafe {
             libc::setsid();
             libc::ioctl(0, libc::TIOCSCTTY, 0);
-            Ok(())
-        });
+            libc::chdir(home.as_ptr());
+            libc::execve(shell.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::_exit(EXIT_NOT_EXECUTABLE);
+        }
     }
-    match command.spawn() {
-        Ok(child) => wait_for(child.id()),
-        Err(e) => spawn_failed(OsStr::new(SHELL), &e),
+    if pid < 0 {
+        return spawn_failed(OsStr::new(SHELL), &std::io::Error::last_os_error());
     }
+    wait_for(pid as u32)
 }
 
 /// Reaps every child until `pid` exits, then the zombies already there; returns `pid`'s code.

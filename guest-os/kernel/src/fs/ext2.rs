@@ -35,7 +35,7 @@ use noa_linux_abi::time::Timespec;
 use spin::Mutex;
 
 /// `st_dev` of the root file system: vda is 254:0 on Linux.
-const DEV: u64 = makedev(254, 0);
+pub const DEV: u64 = makedev(254, 0);
 const SECTOR: u64 = 512;
 const LINE: usize = 4096;
 const SETS: usize = 128;

@@ -10,6 +10,7 @@
 //! anonymous faults map a small run of neighbouring pages at once (pristine frames cost nothing
 //! to zero), and small anonymous mappings are populated when they are made.
 
+pub mod page_cache;
 pub mod uaccess;
 
 use crate::fs::FileRef;
@@ -228,14 +229,35 @@ impl Mm {
                 Ok(())
             }
             Backing::File { file, offset } => {
-                let page = file_page(file, offset + (page_va - vma.start)).map_err(|_| false)?;
+                let file_offset = offset + (page_va - vma.start);
+                let page = file_page(file, file_offset).map_err(|_| false)?;
                 let mut flags = vma.flags();
-                // The page is a private copy already; keep it read-only until written, so a
-                // later shared page cache can hand out the same page to every mapper.
-                if !vma.shared && flags.write && !write {
+                // Cached pages are shared by every mapper: private writable mappings get them
+                // read-only and copy on the first write. A write fault copies at once.
+                if !vma.shared && flags.write {
                     flags.cow = true;
                 }
-                self.space.map(page_va, page, flags).map_err(|_| false)
+                if write && flags.cow {
+                    let copy = page.duplicate().ok_or(true)?;
+                    let writable = PageFlags {
+                        cow: false,
+                        ..flags
+                    };
+                    return self.space.map(page_va, copy, writable).map_err(|_| false);
+                }
+                self.space.map(page_va, page, flags).map_err(|_| false)?;
+                // Fault-around: neighbours already in the page cache cost no I/O, only a map.
+                let last = (page_va + FAULT_AROUND * PAGE_SIZE).min(vma.end);
+                for va in (page_va + PAGE_SIZE..last).step_by(PAGE_SIZE as usize) {
+                    if self.space.query(va).is_some() {
+                        break;
+                    }
+                    let Some(page) = page_cache::cached(file, offset + (va - vma.start)) else {
+                        break;
+                    };
+                    self.space.map(va, page, flags).map_err(|_| false)?;
+                }
+                Ok(())
             }
         }
     }
@@ -382,20 +404,8 @@ fn split(vmas: &mut BTreeMap<u64, Vma>, at: u64) {
     }
 }
 
-/// One page of file content at `offset` (zero beyond the end of file).
+/// One page of file content at `offset` (zero beyond the end of file), from the page cache
+/// when the file cannot change.
 fn file_page(file: &FileRef, offset: u64) -> SysResult<Page> {
-    let page = Page::new_zeroed().ok_or(Errno::ENOMEM)?;
-    let mut buf = vec![0u8; PAGE_SIZE as usize];
-    let mut filled = 0;
-    while filled < buf.len() {
-        let n = file.read_at(offset + filled as u64, &mut buf[filled..])?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    if filled != 0 {
-        page.write(0, &buf[..filled]);
-    }
-    Ok(page)
+    page_cache::get_or_read(file, offset)
 }

@@ -33,10 +33,13 @@ fn sys_futex(a: &[u64; 6]) -> SysResult<u64> {
                 ts.validate()?;
                 let ns = ts.to_nanos().ok_or(Errno::EINVAL)?;
                 let now = hal_pv::time::now_ns();
-                // FUTEX_WAIT: relative; FUTEX_WAIT_BITSET: absolute (on the monotonic clock, or
-                // the realtime one, which counts from the same origin here).
+                // FUTEX_WAIT: relative; FUTEX_WAIT_BITSET: absolute, on the monotonic clock or
+                // (FUTEX_CLOCK_REALTIME) the realtime one, converted to monotonic here.
                 Some(if cmd == FUTEX_WAIT {
                     now.saturating_add(ns)
+                } else if op & FUTEX_CLOCK_REALTIME != 0 {
+                    let offset = hal_pv::time::realtime_ns().saturating_sub(now);
+                    ns.saturating_sub(offset)
                 } else {
                     ns
                 })

@@ -21,39 +21,47 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use hal_pv::user::UserContext;
 use noa_linux_abi::errno::{Errno, SysResult};
 use noa_linux_abi::syscalls as nr;
-use spin::Once;
 
 pub type Handler = fn(&[u64; 6]) -> SysResult<u64>;
 
 /// Highest syscall number we dispatch (clone3 is 435; the table covers up to 511).
 const TABLE_LEN: usize = 512;
 
-static TABLE: Once<[Option<Handler>; TABLE_LEN]> = Once::new();
+/// Every family's handlers by number, built at compile time (no lookup work per call).
+static TABLE: [Option<Handler>; TABLE_LEN] = build_table();
 /// Numbers already reported as unimplemented (one bit each).
 static LOGGED: [AtomicU64; TABLE_LEN / 64] = [const { AtomicU64::new(0) }; TABLE_LEN / 64];
 
-fn table() -> &'static [Option<Handler>; TABLE_LEN] {
-    TABLE.call_once(|| {
-        let mut table = [None; TABLE_LEN];
-        for family in [
-            file::TABLE,
-            path::TABLE,
-            poll::TABLE,
-            process::TABLE,
-            memory::TABLE,
-            signal::TABLE,
-            time::TABLE,
-            info::TABLE,
-            futex::TABLE,
-        ] {
-            for &(number, handler) in family {
-                if let Some(slot) = table.get_mut(number) {
-                    *slot = Some(handler);
-                }
-            }
+const fn build_table() -> [Option<Handler>; TABLE_LEN] {
+    let families: [&[(usize, Handler)]; 9] = [
+        file::TABLE,
+        path::TABLE,
+        poll::TABLE,
+        process::TABLE,
+        memory::TABLE,
+        signal::TABLE,
+        time::TABLE,
+        info::TABLE,
+        futex::TABLE,
+    ];
+    let mut table: [Option<Handler>; TABLE_LEN] = [None; TABLE_LEN];
+    let mut f = 0;
+    while f < families.len() {
+        let family = families[f];
+        let mut i = 0;
+        while i < family.len() {
+            let (number, handler) = family[i];
+            assert!(number < TABLE_LEN, "syscall number beyond the table");
+            table[number] = Some(handler);
+            i += 1;
         }
-        table
-    })
+        f += 1;
+    }
+    table
+}
+
+fn table() -> &'static [Option<Handler>; TABLE_LEN] {
+    &TABLE
 }
 
 /// Whether a handler exists for `number` (for docs/syscalls.md checks and logging).
@@ -84,7 +92,14 @@ pub fn handle(me: &Arc<Thread>, context: &mut UserContext) {
     let trace = TRACE.load(Ordering::Relaxed);
     if trace == 1 || (trace == 2 && number as usize != nr::SYS_FUTEX) {
         let name = nr::name(number as usize).unwrap_or("?");
-        crate::klog!("[{}] {name}({:#x}, {:#x}, {:#x}, {:#x}) ...", me.tid, args[0], args[1], args[2], args[3]);
+        crate::klog!(
+            "[{}] {name}({:#x}, {:#x}, {:#x}, {:#x}) ...",
+            me.tid,
+            args[0],
+            args[1],
+            args[2],
+            args[3]
+        );
         dispatch(me, context, number, args);
         crate::klog!("[{}] {name} = {:#x}", me.tid, context.syscall_args().0);
         return;

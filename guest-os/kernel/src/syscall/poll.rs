@@ -89,7 +89,8 @@ fn with_sigmask<T>(mask_addr: u64, size: u64, wait: impl FnOnce() -> SysResult<T
     let result = wait();
     if result.as_ref().err() == Some(&Errno::EINTR) {
         // Delivered under `mask`; the user loop restores `old` afterwards.
-        *me.saved_sigmask.lock() = Some(old);
+        me.saved_sigmask
+            .store(old, core::sync::atomic::Ordering::Release);
     } else {
         me.sigmask.store(old, Ordering::Release);
     }

@@ -151,7 +151,7 @@ fn rt_sigsuspend(a: &[u64; 6]) -> SysResult<u64> {
     let old = me.sigmask.swap(mask, Ordering::AcqRel);
     // The signal is delivered under the suspend mask; the old mask goes into the handler's frame
     // (and comes back at its sigreturn) or is restored by the user loop if no handler runs.
-    *me.saved_sigmask.lock() = Some(old);
+    me.saved_sigmask.store(old, Ordering::Release);
     let _ = NEVER.wait_until(|| None::<()>);
     Err(Errno::EINTR)
 }

@@ -36,7 +36,7 @@ fn process_cpu_ns() -> u64 {
         + process
             .live_threads()
             .iter()
-            .map(|t| t.user_ns.load(Ordering::Relaxed))
+            .map(|t| t.user_ns())
             .sum::<u64>()
 }
 
@@ -52,7 +52,7 @@ fn clock_ns(clock: u32) -> SysResult<u64> {
         | CLOCK_BOOTTIME
         | CLOCK_BOOTTIME_ALARM => now,
         CLOCK_PROCESS_CPUTIME_ID => process_cpu_ns(),
-        CLOCK_THREAD_CPUTIME_ID => crate::task::current().user_ns.load(Ordering::Relaxed),
+        CLOCK_THREAD_CPUTIME_ID => crate::task::current().user_ns(),
         _ => return Err(Errno::EINVAL),
     })
 }
@@ -158,7 +158,7 @@ fn getrusage(a: &[u64; 6]) -> SysResult<u64> {
     let ns = match a[0] as i64 {
         RUSAGE_SELF => process_cpu_ns(),
         RUSAGE_CHILDREN => me.process.children_user_ns.load(Ordering::Relaxed),
-        RUSAGE_THREAD => me.user_ns.load(Ordering::Relaxed),
+        RUSAGE_THREAD => me.user_ns(),
         _ => return Err(Errno::EINVAL),
     };
     let usage = Rusage {

@@ -13,7 +13,7 @@
 use super::thread::Thread;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use hal_pv::cpu::percpu::MAX_CPUS;
 use hal_pv::task::Context;
 use spin::{Mutex, Once};
@@ -46,6 +46,21 @@ static CPUS: [CpuSched; MAX_CPUS] = [const {
 }; MAX_CPUS];
 
 static RUN_QUEUE: Mutex<VecDeque<Arc<Thread>>> = Mutex::new(VecDeque::new());
+/// How many threads the run queue holds, readable without its lock (the user-entry fast path).
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+fn push(thread: Arc<Thread>) {
+    let mut queue = RUN_QUEUE.lock();
+    queue.push_back(thread);
+    QUEUED.store(queue.len(), Ordering::Release);
+}
+
+fn pop() -> Option<Arc<Thread>> {
+    let mut queue = RUN_QUEUE.lock();
+    let thread = queue.pop_front();
+    QUEUED.store(queue.len(), Ordering::Release);
+    thread
+}
 
 fn this() -> &'static CpuSched {
     &CPUS[hal_pv::cpu::cpu_index() as usize]
@@ -85,7 +100,7 @@ pub fn kick(thread: &Arc<Thread>) {
 }
 
 fn enqueue(thread: Arc<Thread>) {
-    RUN_QUEUE.lock().push_back(thread);
+    push(thread);
     let me = hal_pv::cpu::cpu_index();
     if let Some(cpu) = hal_pv::cpu::percpu::all_cpus()
         .find(|c| c.index != me && CPUS[c.index as usize].idle_now.load(Ordering::Acquire))
@@ -96,7 +111,7 @@ fn enqueue(thread: Arc<Thread>) {
 
 /// Whether threads wait for a CPU.
 pub fn others_waiting() -> bool {
-    !RUN_QUEUE.lock().is_empty()
+    QUEUED.load(Ordering::Acquire) != 0
 }
 
 /// The current thread sleeps (it marked itself with `prepare_to_sleep`); returns once woken.
@@ -128,12 +143,12 @@ pub fn exit_current() -> ! {
 
 fn switch_away(requeue: bool) {
     let me = current();
-    let next = RUN_QUEUE.lock().pop_front();
+    let next = pop();
     if requeue {
         match next {
             None => return,
             Some(ref n) if Arc::ptr_eq(n, &me) => return,
-            Some(_) => RUN_QUEUE.lock().push_back(me.clone()),
+            Some(_) => push(me.clone()),
         }
     }
     if let Some(ref n) = next
@@ -198,9 +213,19 @@ pub(super) fn prepare_user_entry(thread: &Thread) -> Result<(), hal_pv::user::ve
         hal_pv::user::vector::restore(thread.vector_area.load(Ordering::Acquire))?;
         set_vector_state_live(thread);
     }
-    let now = hal_pv::time::now_ns();
     let cpu = this();
-    let slice_end = if others_waiting() {
+    let waiting = others_waiting();
+    let earliest = super::timer::earliest();
+    if !waiting
+        && earliest.is_none()
+        && cpu.armed.load(Ordering::Relaxed) == u64::MAX
+        && cpu.slice_end.load(Ordering::Relaxed) == u64::MAX
+    {
+        // Nothing to time: the common case, without reading the clock.
+        return Ok(());
+    }
+    let now = hal_pv::time::now_ns();
+    let slice_end = if waiting {
         let end = cpu.slice_end.load(Ordering::Relaxed);
         if end == u64::MAX {
             cpu.slice_end.store(now + TIME_SLICE_NS, Ordering::Relaxed);
@@ -212,10 +237,7 @@ pub(super) fn prepare_user_entry(thread: &Thread) -> Result<(), hal_pv::user::ve
         cpu.slice_end.store(u64::MAX, Ordering::Relaxed);
         u64::MAX
     };
-    arm_timer(
-        now,
-        slice_end.min(super::timer::earliest().unwrap_or(u64::MAX)),
-    );
+    arm_timer(now, slice_end.min(earliest.unwrap_or(u64::MAX)));
     Ok(())
 }
 
@@ -223,7 +245,8 @@ pub(super) fn prepare_user_entry(thread: &Thread) -> Result<(), hal_pv::user::ve
 pub(super) fn after_user_interrupt() {
     super::timer::expire();
     let cpu = this();
-    if hal_pv::time::now_ns() >= cpu.slice_end.load(Ordering::Relaxed) {
+    let slice_end = cpu.slice_end.load(Ordering::Relaxed);
+    if slice_end != u64::MAX && hal_pv::time::now_ns() >= slice_end {
         cpu.slice_end.store(u64::MAX, Ordering::Relaxed);
         yield_now();
     }
@@ -258,7 +281,7 @@ pub fn idle_loop() -> ! {
     hal_pv::irq::set_handler(hal_pv::irq::TIMER_VECTOR, timer_fired);
     loop {
         super::timer::expire();
-        let next = RUN_QUEUE.lock().pop_front();
+        let next = pop();
         if let Some(thread) = next {
             let context = thread.context.clone();
             *cpu.current.lock() = Some(thread);
@@ -267,7 +290,7 @@ pub fn idle_loop() -> ! {
         }
         hal_pv::mm::address_space::activate_kernel_space();
         cpu.idle_now.store(true, Ordering::SeqCst);
-        if RUN_QUEUE.lock().is_empty() {
+        if !others_waiting() {
             let now = hal_pv::time::now_ns();
             arm_timer(now, super::timer::earliest().unwrap_or(u64::MAX));
             hal_pv::cpu::wait_for_interrupt();

@@ -185,11 +185,14 @@ fn push_frame(
             .map_err(|_| "save area unreadable")?;
         crate::mm::uaccess::copy_to_user(fpstate, &area).map_err(|_| "frame not writable")?;
     }
-    let frame_mask = me
+    let saved = me
         .saved_sigmask
-        .lock()
-        .take()
-        .unwrap_or_else(|| me.sigmask.load(Ordering::Acquire));
+        .swap(super::thread::NO_SAVED_MASK, Ordering::AcqRel);
+    let frame_mask = if saved != super::thread::NO_SAVED_MASK {
+        saved
+    } else {
+        me.sigmask.load(Ordering::Acquire)
+    };
     me.sigmask.store(frame_mask, Ordering::Release);
     let r = context.general();
     let mcontext = SigContext {

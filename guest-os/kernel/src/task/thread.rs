@@ -9,6 +9,9 @@ use hal_pv::task::Context;
 use hal_pv::user::UserContext;
 use spin::Mutex;
 
+/// `saved_sigmask` holds no mask.
+pub const NO_SAVED_MASK: u64 = u64::MAX;
+
 /// Kernel stack of each thread: deep enough for the syscall paths and the file systems.
 pub const KERNEL_STACK_BYTES: usize = 64 * 1024;
 
@@ -34,8 +37,9 @@ pub struct Thread {
     pub pending: AtomicU64,
     pub pending_info: Mutex<VecDeque<SigInfo>>,
     pub alt_stack: Mutex<AltStack>,
-    /// The mask to restore after a handler runs, set by rt_sigsuspend (Linux's saved_sigmask).
-    pub saved_sigmask: Mutex<Option<u64>>,
+    /// The mask to restore after a handler runs, set by rt_sigsuspend (Linux's saved_sigmask);
+    /// [`NO_SAVED_MASK`] when none (no real mask has every bit: SIGKILL and SIGSTOP never are).
+    pub saved_sigmask: AtomicU64,
     /// set_tid_address / CLONE_CHILD_CLEARTID: zeroed and futex-woken at exit.
     pub clear_child_tid: AtomicU64,
     pub robust_list: AtomicU64,
@@ -45,8 +49,8 @@ pub struct Thread {
     pub vector_live_on: AtomicU32,
     /// The registers the thread starts with; taken by the user loop.
     pub start: Mutex<Option<UserContext>>,
-    /// Time spent in user mode, for times() and RLIMIT_CPU.
-    pub user_ns: AtomicU64,
+    /// Time spent in user mode, in TSC ticks (converted when read: the trap path stays short).
+    pub user_tsc: AtomicU64,
     pub exiting: AtomicBool,
 }
 
@@ -66,13 +70,13 @@ impl Thread {
             pending: AtomicU64::new(0),
             pending_info: Mutex::new(VecDeque::new()),
             alt_stack: Mutex::new(AltStack::default()),
-            saved_sigmask: Mutex::new(None),
+            saved_sigmask: AtomicU64::new(NO_SAVED_MASK),
             clear_child_tid: AtomicU64::new(0),
             robust_list: AtomicU64::new(0),
             vector_area: AtomicU64::new(vector_area),
             vector_live_on: AtomicU32::new(0),
             start: Mutex::new(Some(start)),
-            user_ns: AtomicU64::new(0),
+            user_tsc: AtomicU64::new(0),
             exiting: AtomicBool::new(false),
         })
     }
@@ -81,10 +85,14 @@ impl Thread {
         self.sleeping.store(true, Ordering::SeqCst);
     }
 
-
     /// Clears the sleeping mark; true if the thread was asleep (so the caller must queue it).
     pub(super) fn take_sleep(&self) -> bool {
         self.sleeping.swap(false, Ordering::SeqCst)
+    }
+
+    /// Time spent in user mode, in ns.
+    pub fn user_ns(&self) -> u64 {
+        hal_pv::time::tsc_delta_to_ns(self.user_tsc.load(Ordering::Relaxed))
     }
 
     /// Signals pending for this thread (its own and its process's) that it does not block.

@@ -24,8 +24,12 @@ pub fn wake_at(deadline_ns: u64, thread: &Arc<Thread>) {
 
 /// Wakes the threads whose deadlines have passed.
 pub fn expire() {
+    let earliest = EARLIEST.load(Ordering::Acquire);
+    if earliest == u64::MAX {
+        return;
+    }
     let now = hal_pv::time::now_ns();
-    if EARLIEST.load(Ordering::Acquire) > now {
+    if earliest > now {
         return;
     }
     let mut due = alloc::vec::Vec::new();

@@ -18,6 +18,27 @@ const BUS_ADRALN: i32 = 1;
 const TRAP_BRKPT: i32 = 1;
 const SI_KERNEL: i32 = 0x80;
 
+/// Whether SA_RESTART restarts system call `nr` after a handler (Linux never restarts waits for
+/// signals or time: pause, sigsuspend, the sleeps and the poll family return EINTR).
+fn restartable(nr: u64) -> bool {
+    use noa_linux_abi::syscalls as n;
+    !matches!(
+        nr as usize,
+        n::SYS_PAUSE
+            | n::SYS_RT_SIGSUSPEND
+            | n::SYS_NANOSLEEP
+            | n::SYS_CLOCK_NANOSLEEP
+            | n::SYS_POLL
+            | n::SYS_PPOLL
+            | n::SYS_SELECT
+            | n::SYS_PSELECT6
+            | n::SYS_EPOLL_WAIT
+            | n::SYS_EPOLL_PWAIT
+            | n::SYS_EPOLL_PWAIT2
+            | n::SYS_RT_SIGTIMEDWAIT
+    )
+}
+
 /// Where a new thread's kernel context starts (see `Thread::new`).
 pub fn thread_entry(_: usize) -> ! {
     sched::after_switch();
@@ -39,8 +60,11 @@ fn run(me: Arc<Thread>, mut context: UserContext) -> ! {
         if me.deliverable_signals() != 0 && !signal::deliver(&me, &mut context, restart.take()) {
             exit_thread(me);
         }
-        if let Some(mask) = me.saved_sigmask.lock().take() {
-            me.sigmask.store(mask, Ordering::Release);
+        let saved = me.saved_sigmask.load(Ordering::Relaxed);
+        if saved != super::thread::NO_SAVED_MASK {
+            me.saved_sigmask
+                .store(super::thread::NO_SAVED_MASK, Ordering::Relaxed);
+            me.sigmask.store(saved, Ordering::Release);
         }
         restart = None;
         if let Err(e) = sched::prepare_user_entry(&me) {
@@ -52,14 +76,14 @@ fn run(me: Arc<Thread>, mut context: UserContext) -> ! {
         let start = hal_pv::cpu::rdtsc();
         let trap = context.run();
         let spent = hal_pv::cpu::rdtsc().wrapping_sub(start);
-        me.user_ns
-            .fetch_add(hal_pv::time::tsc_delta_to_ns(spent), Ordering::Relaxed);
+        me.user_tsc.fetch_add(spent, Ordering::Relaxed);
         match trap {
             Trap::Syscall => {
                 let (nr, _) = context.syscall_args();
                 crate::syscall::handle(&me, &mut context);
                 if context.syscall_args().0
                     == (-(noa_linux_abi::errno::Errno::EINTR.0 as i64)) as u64
+                    && restartable(nr)
                 {
                     restart = Some(nr);
                 }
@@ -135,7 +159,7 @@ pub fn exit_thread(me: Arc<Thread>) -> ! {
     let process = me.process.clone();
     process
         .dead_user_ns
-        .fetch_add(me.user_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+        .fetch_add(me.user_ns(), Ordering::Relaxed);
     let last = {
         let mut threads = process.threads.lock();
         threads.retain(|t| !Arc::ptr_eq(t, &me));
