@@ -71,7 +71,6 @@ fn start_init(line: &str) {
         argv.extend(args);
     }
     let envp = alloc::vec![
-        b"HOME=/".to_vec(),
         b"TERM=linux".to_vec(),
         b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec(),
     ];

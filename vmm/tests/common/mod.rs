@@ -213,11 +213,15 @@ fn noa_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/noa"))
 }
 
-/// Runs `command` in the guest booted from `image` (runner mode): `vmm --timeout 60 --snapshot
+/// The `--timeout` of a guest program run: generous, as a guest system call costs hundreds of µs
+/// on PVM hosts today (a Rust std test program takes about a minute).
+pub const GUEST_TIMEOUT_SECS: &str = "300";
+
+/// Runs `command` in the guest booted from `image` (runner mode): `vmm --timeout 300 --snapshot
 /// VMM_ARGS IMAGE -- COMMAND…`, stdin closed, killed after 90 s.
 pub fn run_in_guest(image: &Path, vmm_args: &[&str], command: &[&str]) -> Run {
     let mut vmm = vmm();
-    vmm.args(["--timeout", "60", "--snapshot"])
+    vmm.args(["--timeout", GUEST_TIMEOUT_SECS, "--snapshot"])
         .args(vmm_args)
         .arg(image)
         .arg("--")
