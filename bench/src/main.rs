@@ -4,7 +4,7 @@
 //! This module owns the command line and the exit status only: 0 when the benchmark ran, non-zero
 //! when it could not (a guest that fails to boot is an error). Figures never decide the exit status;
 //! targets are printed as notes (DESIGN.md §10: benchmarks report, they are not timed assertions).
-//! `boot`, `block` and `net` are the benchmarks; `child` times one process, `kbench` judges the
+//! `boot`, `block`, `net` and `linux` are the benchmarks; `child` times one process, `kbench` judges the
 //! guest's in-guest benchmark runs, `parse` reads guest and VMM output, `stats` computes order
 //! statistics, `common` has what they share, `report` prints.
 
@@ -13,6 +13,7 @@ mod boot;
 mod child;
 mod common;
 mod kbench;
+mod linux;
 mod net;
 mod parse;
 mod report;
@@ -75,6 +76,19 @@ enum Bench {
     /// last byte), and the vmm/QEMU ratio. Slow on PVM hosts: the guest's TCP stack runs in
     /// emulated ring 0.
     Net(NetArgs),
+
+    /// The Linux ABI: one static program (bench/programs/linux_abi.c) in the guest and natively.
+    ///
+    /// Interleaves, run by run: `VMM --snapshot --timeout SECS IMAGE -- PROGRAM NAME N` and
+    /// `PROGRAM NAME N` on the host (the same binary, --program) for NAME = getpid (raw getpid
+    /// calls), forkexec (fork + exec of the program as a static hello + wait) and pingpong (a pipe
+    /// round trip between two processes on one CPU: the guest runs it with --cpus 1); the program
+    /// times its loop with clock_gettime and prints `NOA-LINUX name=NAME iters=N ns=T pinned=P`.
+    /// Where `perf stat -e kvm:kvm_emulate_insn` works, two more guest getpid runs under it (N calls
+    /// and 0 calls; the VMM process only) give the emulated ring-0 instructions per getpid;
+    /// elsewhere that figure is reported as unavailable. Also times `VMM TRUE_IMAGE -- /bin/true`,
+    /// spawn to exit. Reports µs per iteration and guest/native ratios.
+    Linux(LinuxArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -193,6 +207,68 @@ struct NetArgs {
     timeout: u64,
 }
 
+#[derive(Debug, clap::Args)]
+struct LinuxArgs {
+    /// The VMM binary (target/noa/vmm).
+    #[arg(long, value_name = "FILE")]
+    vmm: PathBuf,
+
+    /// The guest image holding the program at --guest-program (`cargo xtask bench linux` writes
+    /// target/noa/bench-linux.img: guest.img plus the program).
+    #[arg(long, value_name = "FILE")]
+    image: PathBuf,
+
+    /// The image of the `VMM IMAGE -- /bin/true` runs (default: --image).
+    #[arg(long, value_name = "FILE")]
+    true_image: Option<PathBuf>,
+
+    /// The program on the host: the same binary as --guest-program in the image (built with
+    /// `gcc -O2 -static bench/programs/linux_abi.c`).
+    #[arg(long, value_name = "FILE")]
+    program: PathBuf,
+
+    /// Where the program is in the guest.
+    #[arg(long, value_name = "PATH", default_value = "/opt/noa-bench/linux_abi")]
+    guest_program: String,
+
+    /// The perf binary; if it or the kvm:kvm_emulate_insn event is missing, the emulated
+    /// instruction count is reported as unavailable.
+    #[arg(long, value_name = "FILE", default_value = "perf")]
+    perf: PathBuf,
+
+    /// getpid calls per run.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    getpid_iters: u64,
+
+    /// fork + exec + wait rounds per run.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    forkexec_iters: u64,
+
+    /// Pipe round trips per run.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pingpong_iters: u64,
+
+    /// Measured runs of each variant (guest runs are slow: about 1-8 s each on PVM hosts).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    runs: u32,
+
+    /// Measured `VMM TRUE_IMAGE -- /bin/true` runs, spread over the rounds.
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    true_runs: u32,
+
+    /// Unmeasured rounds before the measured ones.
+    #[arg(long, default_value_t = 0)]
+    warmup: u32,
+
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// The VMM's --timeout for each guest run, and (10 s later) the kill of any run, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    timeout: u64,
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -257,6 +333,30 @@ fn run(cli: Cli) -> Result<()> {
             };
             let result = net::run(&config)?;
             print!("{}", report::net_table(&result));
+            if let Some(path) = &args.json {
+                report::write_json(&result, path)?;
+                println!("JSON: {}", path.display());
+            }
+            Ok(())
+        }
+        Bench::Linux(args) => {
+            let config = linux::Config {
+                true_image: args.true_image.unwrap_or_else(|| args.image.clone()),
+                vmm: args.vmm,
+                image: args.image,
+                program: args.program,
+                guest_program: args.guest_program,
+                perf: args.perf,
+                getpid_iters: args.getpid_iters,
+                forkexec_iters: args.forkexec_iters,
+                pingpong_iters: args.pingpong_iters,
+                runs: args.runs as usize,
+                true_runs: args.true_runs as usize,
+                warmup: args.warmup as usize,
+                deadline: Duration::from_secs(args.timeout),
+            };
+            let result = linux::run(&config)?;
+            print!("{}", report::linux_table(&result));
             if let Some(path) = &args.json {
                 report::write_json(&result, path)?;
                 println!("JSON: {}", path.display());
@@ -347,6 +447,52 @@ mod tests {
                 "--image",
                 "i",
                 "--mib",
+                "0"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn linux_defaults() {
+        let cli = Cli::try_parse_from([
+            "noa-bench",
+            "linux",
+            "--vmm",
+            "v",
+            "--image",
+            "i",
+            "--program",
+            "p",
+        ])
+        .unwrap();
+        let Bench::Linux(args) = cli.bench else {
+            panic!("not linux")
+        };
+        assert_eq!(
+            (
+                args.getpid_iters,
+                args.forkexec_iters,
+                args.pingpong_iters,
+                args.runs,
+                args.true_runs,
+                args.warmup
+            ),
+            (2000, 10, 200, 3, 9, 0)
+        );
+        assert_eq!(args.guest_program, "/opt/noa-bench/linux_abi");
+        assert!(args.true_image.is_none());
+        assert!(
+            Cli::try_parse_from([
+                "noa-bench",
+                "linux",
+                "--vmm",
+                "v",
+                "--image",
+                "i",
+                "--program",
+                "p",
+                "--getpid-iters",
                 "0"
             ])
             .is_err()

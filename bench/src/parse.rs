@@ -1,6 +1,6 @@
 //! Reading what the guest and the VMM print: the guest's `NOA-BOOT-OK cpus=<n> mem_mib=<m>` line,
-//! its in-guest benchmark lines (`NOA-KBENCH ...`) and the VMM's `VMM own peak RSS <N> KiB` log
-//! line.
+//! its in-guest benchmark lines (`NOA-KBENCH ...`), the VMM's `VMM own peak RSS <N> KiB` log
+//! line, the linux benchmark program's `NOA-LINUX ...` lines and `perf stat -x,` counts.
 //!
 //! Pure text functions only; spawning and timing the processes that print them is `child`'s job.
 
@@ -78,6 +78,75 @@ pub fn kbench_line(line: &str) -> Option<Kbench> {
         }
     };
     words.next().is_none().then_some(parsed)
+}
+
+/// The marker of the `noa-bench linux` program's lines (bench/programs/linux_abi.c).
+pub const LINUX_MARKER: &str = "NOA-LINUX";
+
+/// One `NOA-LINUX` line of the linux benchmark's program, in the guest or native.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinuxLine {
+    /// `NOA-LINUX name=<name> iters=<n> ns=<t> pinned=<0|1>`: `iters` timed iterations took `ns`
+    /// nanoseconds (CLOCK_MONOTONIC); `pinned`: its `sched_setaffinity` succeeded.
+    Result {
+        name: String,
+        iters: u64,
+        ns: u64,
+        pinned: bool,
+    },
+    /// `NOA-LINUX error=<what> ...`: the program failed; the rest of the line, verbatim.
+    Error(String),
+}
+
+/// Parses a line of the linux benchmark program's output. Like [`kbench_line`], the marker may
+/// follow other text and the line may end in `\r`; a marked line of neither form is `None`.
+pub fn linux_line(line: &str) -> Option<LinuxLine> {
+    let rest = &line[line.find(LINUX_MARKER)? + LINUX_MARKER.len()..];
+    if !rest.starts_with(' ') {
+        return None;
+    }
+    let rest = rest.trim();
+    if let Some(error) = rest.strip_prefix("error=") {
+        return Some(LinuxLine::Error(error.to_string()));
+    }
+    let mut words = rest.split_whitespace();
+    let name = words.next()?.strip_prefix("name=")?;
+    if name.is_empty() {
+        return None;
+    }
+    let iters = words.next()?.strip_prefix("iters=")?.parse().ok()?;
+    let ns = words.next()?.strip_prefix("ns=")?.parse().ok()?;
+    let pinned = match words.next()?.strip_prefix("pinned=")? {
+        "0" => false,
+        "1" => true,
+        _ => return None,
+    };
+    words.next().is_none().then(|| LinuxLine::Result {
+        name: name.to_string(),
+        iters,
+        ns,
+        pinned,
+    })
+}
+
+/// The count of `event` in what `perf stat -x, -o FILE` wrote to FILE (CSV: `count,unit,event,...`;
+/// `#` comment lines and blank lines skipped). An uncounted or unsupported event, or none at all,
+/// is an error that says so.
+pub fn perf_stat_count(csv: &str, event: &str) -> Result<u64, String> {
+    for line in csv.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() < 3 || fields[2] != event {
+            continue;
+        }
+        return fields[0]
+            .parse()
+            .map_err(|_| format!("perf stat counted {event} as `{}`", fields[0]));
+    }
+    Err(format!("perf stat wrote no count for {event}"))
 }
 
 /// Finds the VMM's own peak RSS (guest memory excluded), in KiB, in its `--verbose` stderr:
@@ -252,5 +321,58 @@ mod tests {
         ] {
             assert_eq!(kbench_line(line), None, "{line:?}");
         }
+    }
+    #[test]
+    fn linux_lines() {
+        assert_eq!(
+            linux_line("NOA-LINUX name=getpid iters=2000 ns=470638 pinned=0"),
+            Some(LinuxLine::Result {
+                name: "getpid".into(),
+                iters: 2000,
+                ns: 470_638,
+                pinned: false
+            })
+        );
+        assert_eq!(
+            linux_line("x NOA-LINUX name=pingpong iters=0 ns=90 pinned=1\r"),
+            Some(LinuxLine::Result {
+                name: "pingpong".into(),
+                iters: 0,
+                ns: 90,
+                pinned: true
+            })
+        );
+        assert_eq!(
+            linux_line("NOA-LINUX error=fork errno=11"),
+            Some(LinuxLine::Error("fork errno=11".into()))
+        );
+        for line in [
+            "",
+            "hello",
+            "NOA-LINUX",
+            "NOA-LINUXname=a iters=1 ns=1 pinned=0",
+            "NOA-LINUX name=a iters=1 ns=1",
+            "NOA-LINUX name=a iters=1 ns=1 pinned=2",
+            "NOA-LINUX name= iters=1 ns=1 pinned=0",
+            "NOA-LINUX name=a iters=-1 ns=1 pinned=0",
+            "NOA-LINUX name=a iters=1 ns=1 pinned=0 extra",
+            "NOA-KBENCH name=a bytes=1 ns=1",
+        ] {
+            assert_eq!(linux_line(line), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn perf_stat_csv() {
+        let csv = "# started on Fri Nov 27 19:20:27 2026\n\n1289737,,kvm:kvm_emulate_insn,2205054626,100.00,,\n";
+        assert_eq!(perf_stat_count(csv, "kvm:kvm_emulate_insn"), Ok(1_289_737));
+        assert!(perf_stat_count(csv, "kvm:kvm_exit").is_err());
+        let uncounted = "<not supported>,,kvm:kvm_emulate_insn,0,100.00,,\n";
+        assert!(
+            perf_stat_count(uncounted, "kvm:kvm_emulate_insn")
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(perf_stat_count("", "kvm:kvm_emulate_insn").is_err());
     }
 }

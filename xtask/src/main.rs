@@ -56,7 +56,7 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
-    /// Build, then run a benchmark: `boot`, `block` or `net` (see bench/README.md).
+    /// Build, then run a benchmark: `boot`, `block`, `net` or `linux` (see bench/README.md).
     Bench {
         #[arg(default_value = "boot")]
         which: String,
