@@ -209,6 +209,31 @@ fn syscall_edge_runs_in_the_guest_as_natively() {
     assert_same("syscall-edge", &native, &guest);
 }
 
+// --- avx: vector registers across preemption and signals ---
+
+fn avx_native() -> Run {
+    native(Command::new(programs().join("avx")).arg("20000000"))
+}
+
+#[test]
+fn avx_passes_natively() {
+    assert_passed("avx", &avx_native());
+}
+
+#[test]
+fn avx_state_survives_preemption_in_the_guest() {
+    let Some(image) = guest_ready() else { return };
+    let native = avx_native();
+    assert_passed("avx", &native);
+    // One CPU: the two processes must be preempted (10 ms slices) and switched on it.
+    let guest = run_in_guest(
+        &image,
+        &["--cpus", "1"],
+        &[&format!("{GUEST_TESTS}/avx"), "20000000"],
+    );
+    assert_same("avx", &native, &guest);
+}
+
 // --- busybox: sh scripts over busybox applets ---
 
 /// The scripts, by file name.

@@ -64,7 +64,7 @@ pub fn all(no_run: bool) -> Result<()> {
 }
 
 /// Builds runtimes/tests/ into `noa/tests/`, laid out as in the image under /opt/tests:
-/// `rust-std` (musl), `go` (CGO_ENABLED=0), `syscall-edge` (gcc -static), `busybox/*.sh`.
+/// `rust-std` (musl), `go` (CGO_ENABLED=0), `syscall-edge` and `avx` (gcc -static), `busybox/*.sh`.
 pub fn build_programs(noa: &Path) -> Result<PathBuf> {
     let sources = crate::root().join("runtimes/tests");
     let out = noa.join("tests");
@@ -102,6 +102,11 @@ pub fn build_programs(noa: &Path) -> Result<PathBuf> {
         .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
         .arg(out.join("syscall-edge"))
         .arg(sources.join("syscall-edge/syscall_edge.c")))?;
+
+    run(Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
+        .arg(out.join("avx"))
+        .arg(sources.join("avx/avx.c")))?;
 
     for entry in std::fs::read_dir(sources.join("busybox"))? {
         let path = entry?.path();

@@ -305,50 +305,15 @@ impl AddressSpace {
         (!out_of_memory).then_some(child)
     }
 
-    /// Calls `f(va, slot)` for every present 4 KiB leaf in `[start, end)`, skipping absent
-    /// tables whole. Caller holds `tables`.
+    /// Calls `f(va, slot)` for every present 4 KiB leaf in `[start, end)`, descending only into
+    /// present tables and scanning each table's entries in one tight loop (every instruction
+    /// counts in emulated ring 0). Caller holds `tables`.
     fn for_each_present(&self, start: u64, end: u64, mut f: impl FnMut(u64, *mut u64)) {
         let end = end.min(USER_END);
-        let mut va = start & !(PAGE_SIZE - 1);
-        while va < end {
-            let mut phys = self.root.0;
-            let mut skipped = false;
-            for level in (1..4).rev() {
-                // SAFETY: our tables.
-                let entry = unsafe { table(phys).add(index(va, level)).read() };
-                if entry & PRESENT == 0 {
-                    let span = 1u64 << (12 + 9 * level);
-                    va = (va & !(span - 1)).saturating_add(span);
-                    skipped = true;
-                    break;
-                }
-                phys = entry & ADDR_MASK;
-            }
-            if skipped {
-                continue;
-            }
-            // The leaf table: visit its entries from `va` to the table's end or `end`, as a
-            // tight scan of the slice (every instruction counts in emulated ring 0).
-            let table_base = va & !((1 << 21) - 1);
-            let table_end = table_base + (1 << 21);
-            let first = index(va, 0);
-            let last = if end >= table_end {
-                512
-            } else {
-                index(end - 1, 0) + 1
-            };
-            let leaf = table(phys);
-            // SAFETY: our leaf table of 512 entries; read through a shared view, written only
-            // through `slot` pointers one entry at a time by `f`.
-            let entries = unsafe { core::slice::from_raw_parts(leaf as *const u64, 512) };
-            for (i, &entry) in entries.iter().enumerate().take(last).skip(first) {
-                if entry & PRESENT != 0 {
-                    // SAFETY: i < 512.
-                    f(table_base + (i as u64) * PAGE_SIZE, unsafe { leaf.add(i) });
-                }
-            }
-            va = table_end;
+        if start >= end {
+            return;
         }
+        walk(self.root.0, 3, 0, start & !(PAGE_SIZE - 1), end, &mut f);
     }
 
     /// Copies user memory at `va` into `buf`; fails at the first page user mode could not read.
@@ -491,6 +456,34 @@ impl AddressSpace {
             state.loaded_generation.store(generation, Ordering::SeqCst);
             // SAFETY: reloading the current CR3 only flushes the TLB.
             unsafe { x86::controlregs::cr3_write(self.root.0) };
+        }
+    }
+}
+
+/// Visits the present leaves under the table at `phys` (of `level`, covering virtual addresses
+/// from `base`) that lie in `[start, end)`.
+fn walk(phys: u64, level: u32, base: u64, start: u64, end: u64, f: &mut impl FnMut(u64, *mut u64)) {
+    let span = 1u64 << (12 + 9 * level);
+    let first = if start > base {
+        ((start - base) / span) as usize
+    } else {
+        0
+    };
+    let last = (end.saturating_sub(base).div_ceil(span) as usize).min(512);
+    let table_ptr = table(phys);
+    // SAFETY: one of our tables, 512 entries; read through a shared view, leaves written only
+    // through their slot pointers by `f`.
+    let entries = unsafe { core::slice::from_raw_parts(table_ptr as *const u64, 512) };
+    for (i, &entry) in entries.iter().enumerate().take(last).skip(first) {
+        if entry & PRESENT == 0 {
+            continue;
+        }
+        let va = base + i as u64 * span;
+        if level == 0 {
+            // SAFETY: i < 512.
+            f(va, unsafe { table_ptr.add(i) });
+        } else {
+            walk(entry & ADDR_MASK, level - 1, va, start, end, f);
         }
     }
 }
