@@ -14,6 +14,7 @@ pub fn relax() {
 }
 
 /// Reads the time-stamp counter.
+#[inline]
 pub fn rdtsc() -> u64 {
     // SAFETY: `rdtsc` has no side effects.
     unsafe { core::arch::x86_64::_rdtsc() }

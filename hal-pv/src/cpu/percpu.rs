@@ -108,6 +108,7 @@ pub fn all_cpus() -> impl Iterator<Item = &'static PerCpu> {
 }
 
 /// This CPU's per-CPU block.
+#[inline]
 pub fn this_cpu() -> &'static PerCpu {
     let ptr: u64;
     // SAFETY: GS points at this CPU's block from bring-up on; gs:[0] is its address.
@@ -127,6 +128,7 @@ pub fn cpu_index_checked() -> Option<u32> {
 }
 
 /// This CPU's dense index (0 = boot CPU).
+#[inline]
 pub fn cpu_index() -> u32 {
     let index: u32;
     // SAFETY: as in `this_cpu`.

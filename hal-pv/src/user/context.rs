@@ -162,50 +162,75 @@ impl UserContext {
     }
 
     /// The system call number (RAX) and its six arguments.
+    #[inline]
     pub fn syscall_args(&self) -> (u64, [u64; 6]) {
         let f = &self.frame;
         (f.rax, [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9])
     }
 
+    /// The system call number (RAX, before the call) — one load, for the hot path.
+    #[inline]
+    pub fn syscall_number(&self) -> u64 {
+        self.frame.rax
+    }
+
+    /// RAX: the system call's result once handled.
+    #[inline]
+    pub fn return_value(&self) -> u64 {
+        self.frame.rax
+    }
+
     /// Sets the system call's return value (RAX).
+    #[inline]
     pub fn set_return(&mut self, value: u64) {
         self.frame.rax = value;
     }
 
+    #[inline]
     pub fn rip(&self) -> u64 {
         self.frame.rip
     }
+    #[inline]
     pub fn set_rip(&mut self, rip: u64) {
         self.frame.rip = rip;
     }
+    #[inline]
     pub fn rsp(&self) -> u64 {
         self.frame.rsp
     }
+    #[inline]
     pub fn set_rsp(&mut self, rsp: u64) {
         self.frame.rsp = rsp;
     }
+    #[inline]
     pub fn rflags(&self) -> u64 {
         self.frame.rflags
     }
     /// Sets RFLAGS (sanitised when the context next runs).
+    #[inline]
     pub fn set_rflags(&mut self, rflags: u64) {
         self.frame.rflags = rflags;
     }
+    #[inline]
     pub fn fs_base(&self) -> u64 {
         self.fs_base
     }
+    #[inline]
     pub fn set_fs_base(&mut self, base: u64) {
         self.fs_base = base;
     }
+    #[inline]
     pub fn gs_base(&self) -> u64 {
         self.gs_base
     }
+    #[inline]
     pub fn set_gs_base(&mut self, base: u64) {
         self.gs_base = base;
     }
 
     /// The general registers in `struct sigcontext` order: r8–r15, rdi, rsi, rbp, rbx, rdx, rax,
     /// rcx, rsp, rip.
+    #[inline]
     pub fn general(&self) -> [u64; 17] {
         let f = &self.frame;
         [
@@ -215,6 +240,7 @@ impl UserContext {
     }
 
     /// Sets the general registers from `struct sigcontext` order (see [`Self::general`]).
+    #[inline]
     pub fn set_general(&mut self, r: [u64; 17]) {
         let f = &mut self.frame;
         [
@@ -224,6 +250,7 @@ impl UserContext {
     }
 
     /// Sets the argument registers for a function call (signal handlers, thread starts).
+    #[inline]
     pub fn set_args(&mut self, rdi: u64, rsi: u64, rdx: u64) {
         self.frame.rdi = rdi;
         self.frame.rsi = rsi;

@@ -394,6 +394,10 @@ fn sendfile(a: &[u64; 6]) -> SysResult<u64> {
     if !input.readable() || !out.writable() {
         return Err(Errno::EBADF);
     }
+    // As in Linux: the input must be a file with a position (not a pipe, tty or socket).
+    if input.inode().kind() != FileKind::Regular || !input.inode().seekable() {
+        return Err(Errno::EINVAL);
+    }
     let offset_addr = a[2];
     let mut position = if offset_addr != 0 {
         Some(offset(uaccess::read_u64(offset_addr)?)?)

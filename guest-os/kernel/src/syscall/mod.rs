@@ -89,6 +89,17 @@ pub static TRACE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::n
 /// Handles the system call in `context` (number in RAX) and stores the result in RAX.
 pub fn handle(me: &Arc<Thread>, context: &mut UserContext) {
     let (number, args) = context.syscall_args();
+    if TRACE.load(Ordering::Relaxed) != 0 {
+        traced(me, context, number, &args);
+        return;
+    }
+    dispatch(me, context, number, &args);
+}
+
+/// The `noa.strace` path, out of line so the common path stays short.
+#[cold]
+#[inline(never)]
+fn traced(me: &Arc<Thread>, context: &mut UserContext, number: u64, args: &[u64; 6]) {
     let trace = TRACE.load(Ordering::Relaxed);
     if trace == 1 || (trace == 2 && number as usize != nr::SYS_FUTEX) {
         let name = nr::name(number as usize).unwrap_or("?");
@@ -101,13 +112,13 @@ pub fn handle(me: &Arc<Thread>, context: &mut UserContext) {
             args[3]
         );
         dispatch(me, context, number, args);
-        crate::klog!("[{}] {name} = {:#x}", me.tid, context.syscall_args().0);
+        crate::klog!("[{}] {name} = {:#x}", me.tid, context.return_value());
         return;
     }
     dispatch(me, context, number, args);
 }
 
-fn dispatch(me: &Arc<Thread>, context: &mut UserContext, number: u64, args: [u64; 6]) {
+fn dispatch(me: &Arc<Thread>, context: &mut UserContext, number: u64, args: &[u64; 6]) {
     let result = match number as usize {
         nr::SYS_RT_SIGRETURN => {
             if crate::task::signal::sigreturn(me, context) {
@@ -119,17 +130,17 @@ fn dispatch(me: &Arc<Thread>, context: &mut UserContext, number: u64, args: [u64
                 .begin_group_exit(noa_linux_abi::signal::SIGSEGV as i32);
             return;
         }
-        nr::SYS_CLONE => process::clone(me, context, &args),
-        nr::SYS_CLONE3 => process::clone3(me, context, &args),
+        nr::SYS_CLONE => process::clone(me, context, args),
+        nr::SYS_CLONE3 => process::clone3(me, context, args),
         nr::SYS_FORK => process::fork(me, context),
         nr::SYS_VFORK => process::vfork(me, context),
-        nr::SYS_EXECVE => process::execve(me, context, &args),
-        nr::SYS_EXECVEAT => process::execveat(me, context, &args),
-        nr::SYS_ARCH_PRCTL => process::arch_prctl(context, &args),
-        nr::SYS_EXIT => process::exit(me, &args),
-        nr::SYS_EXIT_GROUP => process::exit_group(me, &args),
+        nr::SYS_EXECVE => process::execve(me, context, args),
+        nr::SYS_EXECVEAT => process::execveat(me, context, args),
+        nr::SYS_ARCH_PRCTL => process::arch_prctl(context, args),
+        nr::SYS_EXIT => process::exit(me, args),
+        nr::SYS_EXIT_GROUP => process::exit_group(me, args),
         n => match table().get(n).copied().flatten() {
-            Some(handler) => handler(&args),
+            Some(handler) => handler(args),
             None => {
                 log_unimplemented(n);
                 Err(Errno::ENOSYS)

@@ -208,12 +208,15 @@ fn save_vector_state(thread: &Thread) {
 /// Before `thread` enters user mode on this CPU: its vector state is live here, and the timer is
 /// armed for its slice (if others wait) and the next sleeper.
 pub(super) fn prepare_user_entry(thread: &Thread) -> Result<(), hal_pv::user::vector::AreaFault> {
-    if !vector_state_live(thread) {
+    let here = hal_pv::cpu::cpu_index();
+    let cpu = &CPUS[here as usize];
+    if thread.vector_live_on.load(Ordering::Acquire) != here + 1
+        || cpu.vector_owner.load(Ordering::Acquire) != thread.tid
+    {
         // Another thread's state may be live here: ours must come from memory.
         hal_pv::user::vector::restore(thread.vector_area.load(Ordering::Acquire))?;
         set_vector_state_live(thread);
     }
-    let cpu = this();
     let waiting = others_waiting();
     let earliest = super::timer::earliest();
     if !waiting

@@ -79,10 +79,9 @@ fn run(me: Arc<Thread>, mut context: UserContext) -> ! {
         me.user_tsc.fetch_add(spent, Ordering::Relaxed);
         match trap {
             Trap::Syscall => {
-                let (nr, _) = context.syscall_args();
+                let nr = context.syscall_number();
                 crate::syscall::handle(&me, &mut context);
-                if context.syscall_args().0
-                    == (-(noa_linux_abi::errno::Errno::EINTR.0 as i64)) as u64
+                if context.return_value() == (-(noa_linux_abi::errno::Errno::EINTR.0 as i64)) as u64
                     && restartable(nr)
                 {
                     restart = Some(nr);
