@@ -56,7 +56,9 @@ fn kernel_main(info: BootInfo) -> ! {
 
 /// Mounts the root and starts `/sbin/init` as process 1, with the command after `--` if any.
 fn start_init(line: &str) {
+    let start = hal_pv::time::now_ns();
     fs::init(line);
+    let mounted = hal_pv::time::now_ns();
     // Seed the kernel generator (AT_RANDOM, getrandom) from the entropy device.
     let mut seed = [0u8; 32];
     fs::devfs::fill_random(&mut seed);
@@ -78,6 +80,12 @@ fn start_init(line: &str) {
         klog!("cannot start /sbin/init: {e:?}");
         power_off(shutdown::NO_INIT_EXIT_CODE, PowerOffReason::Normal);
     }
+    let loaded = hal_pv::time::now_ns();
+    klog!(
+        "file systems up in {} us, /sbin/init loaded in {} us",
+        (mounted - start) / 1000,
+        (loaded - mounted) / 1000
+    );
 }
 
 /// Deliberate endings for the VMM's tests of its exit codes and crash reports.

@@ -104,7 +104,8 @@ fn traced(me: &Arc<Thread>, context: &mut UserContext, number: u64, args: &[u64;
     if trace == 1 || (trace == 2 && number as usize != nr::SYS_FUTEX) {
         let name = nr::name(number as usize).unwrap_or("?");
         crate::klog!(
-            "[{}] {name}({:#x}, {:#x}, {:#x}, {:#x}) ...",
+            "{} us [{}] {name}({:#x}, {:#x}, {:#x}, {:#x}) ...",
+            hal_pv::time::now_ns() / 1000,
             me.tid,
             args[0],
             args[1],

@@ -258,7 +258,9 @@ pub(super) fn after_user_interrupt() {
 fn arm_timer(now: u64, deadline: u64) {
     let armed = &this().armed;
     let previous = armed.load(Ordering::Relaxed);
-    if deadline == previous && (deadline == u64::MAX || deadline > now) {
+    // Only "nothing to arm, nothing armed" is skipped: the HAL's device waits use the same
+    // one-shot timer (and disarm it), so a finite deadline is always programmed again.
+    if deadline == u64::MAX && previous == u64::MAX {
         return;
     }
     armed.store(deadline, Ordering::Relaxed);
