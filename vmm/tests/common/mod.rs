@@ -218,7 +218,8 @@ fn noa_dir() -> PathBuf {
 pub const GUEST_TIMEOUT_SECS: &str = "300";
 
 /// Runs `command` in the guest booted from `image` (runner mode): `vmm --timeout 300 --snapshot
-/// VMM_ARGS IMAGE -- COMMAND…`, stdin closed, killed after 90 s.
+/// VMM_ARGS IMAGE -- COMMAND…`, stdin closed, killed if still running well after the guest
+/// timeout.
 pub fn run_in_guest(image: &Path, vmm_args: &[&str], command: &[&str]) -> Run {
     let mut vmm = vmm();
     vmm.args(["--timeout", GUEST_TIMEOUT_SECS, "--snapshot"])
@@ -226,5 +227,5 @@ pub fn run_in_guest(image: &Path, vmm_args: &[&str], command: &[&str]) -> Run {
         .arg(image)
         .arg("--")
         .args(command);
-    run(&mut vmm, Duration::from_secs(90))
+    run(&mut vmm, Duration::from_secs(330))
 }
