@@ -82,6 +82,14 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Whether a CPU is on this context's stack (from just before a switch into it until the
+    /// switch away from it is complete).
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+}
+
 /// Adopts what this CPU is running now (its bring-up stack) as its first context.
 pub fn init_this_cpu() -> Arc<Context> {
     let context = Arc::new(Context {

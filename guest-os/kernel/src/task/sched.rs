@@ -32,6 +32,8 @@ struct CpuSched {
     armed: AtomicU64,
     /// The thread whose vector state this CPU's registers hold (0: none).
     vector_owner: AtomicU32,
+    /// The thread this CPU just switched away from, looked at once the CPU is off its stack.
+    switched_from: Mutex<Option<Arc<Thread>>>,
 }
 
 static CPUS: [CpuSched; MAX_CPUS] = [const {
@@ -42,6 +44,7 @@ static CPUS: [CpuSched; MAX_CPUS] = [const {
         slice_end: AtomicU64::new(u64::MAX),
         armed: AtomicU64::new(u64::MAX),
         vector_owner: AtomicU32::new(0),
+        switched_from: Mutex::new(None),
     }
 }; MAX_CPUS];
 
@@ -81,8 +84,23 @@ pub fn start(thread: Arc<Thread>) {
 }
 
 /// Wakes `thread` if it sleeps.
+///
+/// The run queue only ever holds threads that no CPU is running: a thread woken while still on
+/// its CPU (between marking itself asleep and switching away) is queued once it is off. Were it
+/// queued earlier, a CPU could pick it and wait in `switch_to` for it to stop running while its
+/// own CPU waits the same way for this one's thread — both CPUs stuck.
 pub fn wake(thread: &Arc<Thread>) {
-    if thread.take_sleep() {
+    if !thread.take_sleep() {
+        return;
+    }
+    if !thread.context.is_running() {
+        enqueue(thread.clone());
+        return;
+    }
+    // Still on its CPU: that CPU queues it once it has switched away (`after_switch_here`).
+    // Whichever side sees both "woken" and "off its CPU" first claims the flag.
+    thread.requeue_when_off.store(true, Ordering::SeqCst);
+    if !thread.context.is_running() && thread.requeue_when_off.swap(false, Ordering::SeqCst) {
         enqueue(thread.clone());
     }
 }
@@ -148,7 +166,8 @@ fn switch_away(requeue: bool) {
         match next {
             None => return,
             Some(ref n) if Arc::ptr_eq(n, &me) => return,
-            Some(_) => push(me.clone()),
+            // Queued again after the switch (see `wake`), by whoever runs here next.
+            Some(_) => me.requeue_when_off.store(true, Ordering::SeqCst),
         }
     }
     if let Some(ref n) = next
@@ -168,13 +187,25 @@ fn switch_away(requeue: bool) {
             .clone(),
     };
     *cpu.current.lock() = next;
-    drop(me);
+    *cpu.switched_from.lock() = Some(me);
     drop(hal_pv::task::switch_to(target));
     after_switch();
 }
 
+/// Right after a switch on this CPU: the thread it switched away from is off its stack now; if
+/// it yielded or was woken meanwhile, it goes on the run queue.
+fn after_switch_here() {
+    let previous = this().switched_from.lock().take();
+    if let Some(thread) = previous
+        && thread.requeue_when_off.swap(false, Ordering::SeqCst)
+    {
+        enqueue(thread);
+    }
+}
+
 /// On a thread's stack after a switch: its memory is the one loaded.
 pub(super) fn after_switch() {
+    after_switch_here();
     if let Some(me) = try_current() {
         me.process.mm().space.activate();
     }
@@ -291,6 +322,7 @@ pub fn idle_loop() -> ! {
             let context = thread.context.clone();
             *cpu.current.lock() = Some(thread);
             drop(hal_pv::task::switch_to(context));
+            after_switch_here();
             continue;
         }
         hal_pv::mm::address_space::activate_kernel_space();

@@ -52,6 +52,8 @@ pub struct Thread {
     /// Time spent in user mode, in TSC ticks (converted when read: the trap path stays short).
     pub user_tsc: AtomicU64,
     pub exiting: AtomicBool,
+    /// Woken (or yielded) while still on its CPU: queue it once that CPU has switched away.
+    pub requeue_when_off: AtomicBool,
 }
 
 impl Thread {
@@ -78,6 +80,7 @@ impl Thread {
             start: Mutex::new(Some(start)),
             user_tsc: AtomicU64::new(0),
             exiting: AtomicBool::new(false),
+            requeue_when_off: AtomicBool::new(false),
         })
     }
 
