@@ -290,6 +290,47 @@ static void bad_memory_calls(void)
 		     syscall(SYS_mprotect, (void *)0x10001001, 4096, PROT_READ), EINVAL);
 }
 
+static void spin_past_cpu_limit(void)
+{
+	struct rlimit limit = { 1, 3 };
+	setrlimit(RLIMIT_CPU, &limit);
+	/* Pure user-mode work, no system calls: the kernel must interrupt it. */
+	for (volatile unsigned long i = 0;; i++) {
+	}
+}
+
+static const char *fsize_dir;
+
+/* Exit 0 if a write crossing RLIMIT_FSIZE is cut short and the next one gets EFBIG. */
+static void write_past_file_size_limit(void)
+{
+	char path[256], buf[2000] = { 0 };
+	snprintf(path, sizeof path, "%s/fsize-limit", fsize_dir);
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit limit = { 1000, 1000 };
+	setrlimit(RLIMIT_FSIZE, &limit);
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	long first = write(fd, buf, sizeof buf);
+	long second = write(fd, buf, sizeof buf);
+	int second_errno = errno;
+	unlink(path);
+	_exit(first == 1000 && second == -1 && second_errno == EFBIG ? 0 : 1);
+}
+
+static void resource_limits(const char *dir)
+{
+	int status = in_child(spin_past_cpu_limit);
+	char detail[96];
+	snprintf(detail, sizeof detail, "wait status %#x", status);
+	report("RLIMIT_CPU ends a spinning child with SIGXCPU",
+	       status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU, detail);
+	fsize_dir = dir;
+	status = in_child(write_past_file_size_limit);
+	snprintf(detail, sizeof detail, "wait status %#x", status);
+	report("RLIMIT_FSIZE cuts a write short, then EFBIG",
+	       status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, detail);
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "/tmp";
@@ -299,6 +340,7 @@ int main(int argc, char **argv)
 	exec_non_elf(dir);
 	faults();
 	bad_memory_calls();
+	resource_limits(dir);
 	if (failures == 0) {
 		printf("syscall-edge: all checks passed\n");
 		return 0;

@@ -102,8 +102,33 @@ fn read(a: &[u64; 6]) -> SysResult<u64> {
 
 fn write(a: &[u64; 6]) -> SysResult<u64> {
     let file = file(a[0])?;
-    let n = file.write(&WriteBuf::user(a[1], count(a[2])))?;
+    let len = fsize_clamp(&file, None, count(a[2]))?;
+    let n = file.write(&WriteBuf::user(a[1], len))?;
     Ok(n as u64)
+}
+
+/// RLIMIT_FSIZE's index.
+const RLIMIT_FSIZE: usize = 1;
+
+/// RLIMIT_FSIZE for a write of `len` bytes to a regular file at `at` (None: the file position,
+/// or its end with O_APPEND): the bytes that may be written, or EFBIG with SIGXFSZ when none may.
+fn fsize_clamp(file: &FileRef, at: Option<u64>, len: usize) -> SysResult<usize> {
+    let limit = crate::task::current().process.rlimit(RLIMIT_FSIZE);
+    if limit == u64::MAX || len == 0 || file.inode().kind() != crate::fs::FileKind::Regular {
+        return Ok(len);
+    }
+    let at = match at {
+        Some(at) => at,
+        None if file.status_flags() & noa_linux_abi::fcntl::O_APPEND != 0 => {
+            file.inode().stat()?.size as u64
+        }
+        None => file.position(),
+    };
+    if at >= limit {
+        crate::task::signal::raise_current(noa_linux_abi::signal::SIGXFSZ);
+        return Err(Errno::EFBIG);
+    }
+    Ok(len.min((limit - at) as usize))
 }
 
 /// The iovec array at `addr` (`count` entries).
@@ -163,7 +188,10 @@ fn writev(a: &[u64; 6]) -> SysResult<u64> {
         return Err(Errno::EBADF);
     }
     let iovecs = iovecs(a[1], a[2])?;
-    vectored(&iovecs, |base, len| file.write(&WriteBuf::user(base, len)))
+    vectored(&iovecs, |base, len| {
+        let len = fsize_clamp(&file, None, len)?;
+        file.write(&WriteBuf::user(base, len))
+    })
 }
 
 fn pread64(a: &[u64; 6]) -> SysResult<u64> {
@@ -175,7 +203,8 @@ fn pread64(a: &[u64; 6]) -> SysResult<u64> {
 fn pwrite64(a: &[u64; 6]) -> SysResult<u64> {
     let file = file(a[0])?;
     let at = offset(a[3])?;
-    Ok(file.pwrite(at, &WriteBuf::user(a[1], count(a[2])))? as u64)
+    let len = fsize_clamp(&file, Some(at), count(a[2]))?;
+    Ok(file.pwrite(at, &WriteBuf::user(a[1], len))? as u64)
 }
 
 fn preadv(a: &[u64; 6]) -> SysResult<u64> {

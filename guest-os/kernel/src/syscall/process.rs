@@ -182,7 +182,10 @@ fn do_clone(me: &Arc<Thread>, context: &mut UserContext, args: &CloneArgs) -> Sy
         if flags & CLONE_CLEAR_SIGHAND == 0 {
             *child.actions.lock() = *parent.actions.lock();
         }
-        *child.rlimits.lock() = *parent.rlimits.lock();
+        let limits = *parent.rlimits.lock();
+        for (which, limit) in limits.iter().enumerate() {
+            child.set_rlimit(which, *limit);
+        }
         *child.exe.lock() = parent.exe.lock().clone();
         if let Some(p) = real_parent.upgrade() {
             p.children.lock().push(child.clone());
@@ -638,7 +641,7 @@ fn prlimit64(a: &[u64; 6]) -> SysResult<u64> {
         )?;
     }
     if let Some(limit) = new {
-        process.rlimits.lock()[resource] = (limit.cur, limit.max);
+        process.set_rlimit(resource, (limit.cur, limit.max));
     }
     Ok(0)
 }

@@ -29,6 +29,8 @@ pub struct SigAction {
 /// Resource limits: (soft, hard) per RLIMIT_* resource.
 pub const RLIMIT_COUNT: usize = 16;
 pub const RLIM_INFINITY: u64 = u64::MAX;
+/// RLIMIT_CPU's index.
+pub const RLIMIT_CPU: usize = 0;
 
 pub struct Process {
     pub pid: u32,
@@ -55,6 +57,10 @@ pub struct Process {
     pub vfork_done: AtomicBool,
     pub vfork_wait: WaitQueue,
     pub rlimits: Mutex<[(u64, u64); RLIMIT_COUNT]>,
+    /// RLIMIT_CPU is finite (checked on every trap without taking the lock).
+    pub cpu_limited: AtomicBool,
+    /// CPU seconds at which SIGXCPU was last sent (once a second past the soft limit).
+    pub xcpu_sent_at: AtomicU64,
     /// The path of the running executable (for /proc/self/exe and AT_EXECFN).
     pub exe: Mutex<Vec<u8>>,
     pub start_ns: u64,
@@ -99,6 +105,8 @@ impl Process {
             vfork_done: AtomicBool::new(false),
             vfork_wait: WaitQueue::new(),
             rlimits: Mutex::new(default_rlimits()),
+            cpu_limited: AtomicBool::new(false),
+            xcpu_sent_at: AtomicU64::new(0),
             exe: Mutex::new(Vec::new()),
             start_ns: hal_pv::time::now_ns(),
             dead_user_ns: AtomicU64::new(0),
@@ -136,6 +144,23 @@ impl Process {
             thread.exiting.store(true, Ordering::Release);
             super::sched::kick(&thread);
         }
+    }
+
+    /// Sets resource limit `which` (keeps the RLIMIT_CPU fast flag in step).
+    pub fn set_rlimit(&self, which: usize, limit: (u64, u64)) {
+        if let Some(slot) = self.rlimits.lock().get_mut(which) {
+            *slot = limit;
+        }
+        if which == RLIMIT_CPU {
+            self.cpu_limited
+                .store(limit != (RLIM_INFINITY, RLIM_INFINITY), Ordering::Release);
+        }
+    }
+
+    /// User CPU time of the whole process, in ns.
+    pub fn cpu_ns(&self) -> u64 {
+        self.dead_user_ns.load(Ordering::Relaxed)
+            + self.threads.lock().iter().map(|t| t.user_ns()).sum::<u64>()
     }
 
     /// The limit (soft) for resource `which`.

@@ -110,7 +110,8 @@ pub fn deliver(me: &Arc<Thread>, context: &mut UserContext, restart: Option<u64>
                     false
                 }
                 DefaultAction::Core => {
-                    process.begin_group_exit(sig as i32 | 0x80);
+                    // No core file is ever written, so the status carries no core flag.
+                    process.begin_group_exit(sig as i32);
                     false
                 }
                 _ => true,

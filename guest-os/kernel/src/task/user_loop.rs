@@ -39,6 +39,35 @@ fn restartable(nr: u64) -> bool {
     )
 }
 
+/// RLIMIT_CPU: SIGKILL past the hard limit; SIGXCPU past the soft one, then once a second (as
+/// Linux). A timer deadline at the next threshold brings a thread that never traps back here.
+fn check_cpu_limit(me: &Arc<Thread>) {
+    const NS: u64 = 1_000_000_000;
+    let process = &me.process;
+    let (soft, hard) = process.rlimits.lock()[super::process::RLIMIT_CPU];
+    let used = process.cpu_ns();
+    let seconds = used / NS;
+    if hard != u64::MAX && seconds >= hard {
+        process.begin_group_exit(noa_linux_abi::signal::SIGKILL as i32);
+        return;
+    }
+    if soft != u64::MAX && seconds >= soft {
+        // Stored as seconds + 1, so 0 means "never sent".
+        if seconds + 1 > process.xcpu_sent_at.load(Ordering::Relaxed) {
+            process.xcpu_sent_at.store(seconds + 1, Ordering::Relaxed);
+            signal::send_to_process(
+                process,
+                noa_linux_abi::signal::SIGXCPU,
+                SigInfo::kernel(noa_linux_abi::signal::SIGXCPU),
+            );
+        }
+    }
+    // Come back at the next whole CPU second at the latest (at least 10 ms on: user time grows
+    // slower than the clock, and ever-shorter steps would never reach the second).
+    let to_next = (NS - used % NS).max(10_000_000);
+    super::timer::wake_at(hal_pv::time::now_ns() + to_next, me);
+}
+
 /// Where a new thread's kernel context starts (see `Thread::new`).
 pub fn thread_entry(_: usize) -> ! {
     sched::after_switch();
@@ -54,6 +83,10 @@ fn run(me: Arc<Thread>, mut context: UserContext) -> ! {
     // Result of the last system call, for SA_RESTART: Some(number) if it returned EINTR.
     let mut restart: Option<u64> = None;
     loop {
+        // After every trap (a system call may just have set the limit), before entering again.
+        if me.process.cpu_limited.load(Ordering::Acquire) {
+            check_cpu_limit(&me);
+        }
         if me.exiting.load(Ordering::Acquire) || me.process.is_exiting() {
             exit_thread(me);
         }
@@ -141,7 +174,8 @@ fn exception(me: &Arc<Thread>, context: &mut UserContext, vector: u8, error: u64
     let ignored =
         me.process.actions.lock()[(sig - 1) as usize].handler == noa_linux_abi::signal::SIG_IGN;
     if blocked || ignored {
-        me.process.begin_group_exit(sig as i32 | 0x80);
+        // No core file is ever written, so the status carries no core flag.
+        me.process.begin_group_exit(sig as i32);
         return;
     }
     signal::send_to_thread(me, sig, SigInfo::fault(sig, code, fault_addr));
