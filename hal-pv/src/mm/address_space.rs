@@ -113,7 +113,7 @@ fn index(virt: u64, level: u32) -> usize {
 }
 
 fn is_user_page(va: u64) -> bool {
-    va % PAGE_SIZE == 0 && va < USER_END
+    va.is_multiple_of(PAGE_SIZE) && va < USER_END
 }
 
 impl AddressSpace {

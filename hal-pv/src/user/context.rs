@@ -98,7 +98,10 @@ impl UserContext {
             .expect("UserContext::run with no address space loaded");
         let frame_end = frame as *mut TrapFrame as u64 + core::mem::size_of::<TrapFrame>() as u64;
         // The CPU aligns RSP0 down to 16 before pushing: a misaligned frame would be corrupted.
-        assert!(frame_end % 16 == 0, "user context not 16-byte aligned");
+        assert!(
+            frame_end.is_multiple_of(16),
+            "user context not 16-byte aligned"
+        );
         // SAFETY: this CPU's own fields; no trap can use them before we enter ring 3. The frame
         // is 16-byte aligned and 176 bytes long, so the CPU's pushes land in it exactly.
         unsafe {

@@ -16,7 +16,6 @@ pub mod uaccess;
 use crate::fs::FileRef;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 use hal_pv::mm::PAGE_SIZE;
 use hal_pv::mm::address_space::{AddressSpace, PageFlags};
@@ -42,7 +41,7 @@ const MMAP_BOTTOM: u64 = 0x1_0000;
 /// Pages mapped together on an anonymous fault.
 const FAULT_AROUND: u64 = 16;
 /// Anonymous private mappings up to this size are populated at once.
-const POPULATE_SMALL: u64 = 64 * 1024;
+pub const POPULATE_SMALL: u64 = 64 * 1024;
 
 pub fn page_align_down(addr: u64) -> u64 {
     addr & !(PAGE_SIZE - 1)
@@ -346,7 +345,8 @@ fn find_free(state: &MmState, len: u64, hint: u64) -> SysResult<u64> {
             && start >= MMAP_BOTTOM
             && !state.vmas.values().any(|v| v.start < end && start < v.end)
     };
-    if hint != 0 && hint % PAGE_SIZE == 0 && hint.checked_add(len).is_some() && free(hint) {
+    if hint != 0 && hint.is_multiple_of(PAGE_SIZE) && hint.checked_add(len).is_some() && free(hint)
+    {
         return Ok(hint);
     }
     let mut candidate = MMAP_TOP.checked_sub(len).ok_or(Errno::ENOMEM)?;

@@ -32,7 +32,7 @@ fn current_mm() -> alloc::sync::Arc<mm::Mm> {
 
 /// Checks `[addr, addr + len)` is a page-aligned user range; returns its end.
 fn user_range(addr: u64, len: u64) -> SysResult<u64> {
-    if addr % 4096 != 0 {
+    if !addr.is_multiple_of(4096) {
         return Err(Errno::EINVAL);
     }
     let end = page_align_up(addr.checked_add(len).ok_or(Errno::EINVAL)?).ok_or(Errno::EINVAL)?;
@@ -150,7 +150,7 @@ fn mmap(a: &[u64; 6]) -> SysResult<u64> {
         mm.insert_anywhere(vma, page_align_down(addr))?
     };
     let populate = flags & MAP_POPULATE != 0
-        || (anonymous && !shared && len <= 64 * 1024 && prot & PROT_WRITE != 0);
+        || (anonymous && !shared && len <= mm::POPULATE_SMALL && prot & PROT_WRITE != 0);
     if populate && prot != PROT_NONE {
         // Best effort, as Linux: a failure here leaves the mapping to fault in later.
         let _ = mm.populate(start, start + len, false);

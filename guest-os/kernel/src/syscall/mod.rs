@@ -64,24 +64,6 @@ fn table() -> &'static [Option<Handler>; TABLE_LEN] {
     &TABLE
 }
 
-/// Whether a handler exists for `number` (for docs/syscalls.md checks and logging).
-pub fn implemented(number: usize) -> bool {
-    table().get(number).is_some_and(Option::is_some)
-        || matches!(
-            number,
-            nr::SYS_CLONE
-                | nr::SYS_CLONE3
-                | nr::SYS_FORK
-                | nr::SYS_VFORK
-                | nr::SYS_EXECVE
-                | nr::SYS_EXECVEAT
-                | nr::SYS_RT_SIGRETURN
-                | nr::SYS_ARCH_PRCTL
-                | nr::SYS_EXIT
-                | nr::SYS_EXIT_GROUP
-        )
-}
-
 /// `noa.strace=1` on the command line: log every system call and its result (debugging);
 /// `noa.strace=2`: all but futex.
 pub static TRACE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);

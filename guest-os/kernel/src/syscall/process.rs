@@ -663,7 +663,7 @@ fn sched_getaffinity(a: &[u64; 6]) -> SysResult<u64> {
     let cpus = hal_pv::smp::online_cpus() as usize;
     let bytes = cpus.div_ceil(64) * 8;
     let len = a[1] as usize;
-    if len < bytes || len % 8 != 0 {
+    if len < bytes || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let mut mask = alloc::vec![0u8; bytes];

@@ -30,7 +30,7 @@ static TABLE: Mutex<BTreeMap<Key, Vec<Waiter>>> = Mutex::new(BTreeMap::new());
 pub const BITSET_MATCH_ANY: u32 = u32::MAX;
 
 fn key(addr: u64, private: bool) -> SysResult<Key> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let me = super::current();

@@ -63,7 +63,6 @@ pub struct Process {
     pub xcpu_sent_at: AtomicU64,
     /// The path of the running executable (for /proc/self/exe and AT_EXECFN).
     pub exe: Mutex<Vec<u8>>,
-    pub start_ns: u64,
     /// User time of threads that have exited, and of reaped children (times(), getrusage).
     pub dead_user_ns: AtomicU64,
     pub children_user_ns: AtomicU64,
@@ -108,7 +107,6 @@ impl Process {
             cpu_limited: AtomicBool::new(false),
             xcpu_sent_at: AtomicU64::new(0),
             exe: Mutex::new(Vec::new()),
-            start_ns: hal_pv::time::now_ns(),
             dead_user_ns: AtomicU64::new(0),
             children_user_ns: AtomicU64::new(0),
         });

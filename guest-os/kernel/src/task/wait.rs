@@ -77,26 +77,4 @@ impl WaitQueue {
             sched::wake(&thread);
         }
     }
-
-    /// Wakes one waiter.
-    pub fn wake_one(&self) {
-        let thread = {
-            let mut waiters = self.waiters.lock();
-            loop {
-                if waiters.is_empty() {
-                    break None;
-                }
-                if let Some(t) = waiters.remove(0).upgrade() {
-                    break Some(t);
-                }
-            }
-        };
-        if let Some(thread) = thread {
-            sched::wake(&thread);
-        }
-    }
-
-    pub fn has_waiters(&self) -> bool {
-        !self.waiters.lock().is_empty()
-    }
 }
