@@ -43,7 +43,8 @@ pub struct PerCpu {
     pub(crate) pvclock: PvClock,
 }
 
-// SAFETY: the cells are written only by the owning CPU during its bring-up.
+// SAFETY: the cells are written only by the owning CPU (at bring-up, and with interrupts off in
+// the user-mode and task-switch paths); other CPUs read only the atomics.
 unsafe impl Sync for PerCpu {}
 
 impl PerCpu {

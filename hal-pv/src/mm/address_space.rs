@@ -447,8 +447,8 @@ impl AddressSpace {
         }
     }
 
-    /// Enters user mode on this CPU if the space is loaded: marks it and catches up with changes.
-    /// Returns false if this space is not the loaded one.
+    /// Marks this CPU as in user mode in this (loaded) space and catches up with page-table
+    /// changes it has not flushed yet.
     pub(crate) fn enter_user_mode(&self, state: &crate::user::CpuUserState) {
         state.in_user.store(self.root.0, Ordering::SeqCst);
         let generation = self.generation.load(Ordering::SeqCst);

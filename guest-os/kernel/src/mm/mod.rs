@@ -228,8 +228,9 @@ impl Mm {
                 Ok(())
             }
             Backing::File { file, offset } => {
+                let id = page_cache::cache_id(file);
                 let file_offset = offset + (page_va - vma.start);
-                let page = file_page(file, file_offset).map_err(|_| false)?;
+                let page = page_cache::get_or_read(file, id, file_offset).map_err(|_| false)?;
                 let mut flags = vma.flags();
                 // Cached pages are shared by every mapper: private writable mappings get them
                 // read-only and copy on the first write. A write fault copies at once.
@@ -246,12 +247,15 @@ impl Mm {
                 }
                 self.space.map(page_va, page, flags).map_err(|_| false)?;
                 // Fault-around: neighbours already in the page cache cost no I/O, only a map.
+                let Some(id) = id else {
+                    return Ok(());
+                };
                 let last = (page_va + FAULT_AROUND * PAGE_SIZE).min(vma.end);
                 for va in (page_va + PAGE_SIZE..last).step_by(PAGE_SIZE as usize) {
                     if self.space.query(va).is_some() {
                         break;
                     }
-                    let Some(page) = page_cache::cached(file, offset + (va - vma.start)) else {
+                    let Some(page) = page_cache::cached(id, offset + (va - vma.start)) else {
                         break;
                     };
                     self.space.map(va, page, flags).map_err(|_| false)?;
@@ -402,10 +406,4 @@ fn split(vmas: &mut BTreeMap<u64, Vma>, at: u64) {
         let high = vma.split_at(at);
         vmas.insert(at, high);
     }
-}
-
-/// One page of file content at `offset` (zero beyond the end of file), from the page cache
-/// when the file cannot change.
-fn file_page(file: &FileRef, offset: u64) -> SysResult<Page> {
-    page_cache::get_or_read(file, offset)
 }

@@ -17,21 +17,22 @@ use spin::Mutex;
 /// (inode, page index) → page, for files of the read-only root.
 static CACHE: Mutex<BTreeMap<(u64, u64), Page>> = Mutex::new(BTreeMap::new());
 
-/// The cache key of `file`'s page at `offset`, if the file cannot change.
-fn key(file: &FileRef, offset: u64) -> Option<(u64, u64)> {
+/// Which file's pages may be cached: its inode number, if the file cannot change (it lives on
+/// the read-only root). Asked once per fault, not per page.
+pub fn cache_id(file: &FileRef) -> Option<u64> {
     let stat = file.inode().stat().ok()?;
-    (stat.dev == crate::fs::ext2::DEV).then_some((stat.ino, offset / PAGE_SIZE))
+    (stat.dev == crate::fs::ext2::DEV).then_some(stat.ino)
 }
 
-/// The cached page at `offset` of `file`, without reading.
-pub fn cached(file: &FileRef, offset: u64) -> Option<Page> {
-    let key = key(file, offset)?;
-    CACHE.lock().get(&key).cloned()
+/// The cached page at `offset` of the file with cache id `id`, without reading.
+pub fn cached(id: u64, offset: u64) -> Option<Page> {
+    CACHE.lock().get(&(id, offset / PAGE_SIZE)).cloned()
 }
 
-/// The page at `offset` (page aligned) of `file`: cached, or read now (and cached if it can be).
-pub fn get_or_read(file: &FileRef, offset: u64) -> SysResult<Page> {
-    let key = key(file, offset);
+/// The page at `offset` (page aligned) of `file`: cached, or read now (and cached if the file
+/// has a cache id, see [`cache_id`]).
+pub fn get_or_read(file: &FileRef, id: Option<u64>, offset: u64) -> SysResult<Page> {
+    let key = id.map(|id| (id, offset / PAGE_SIZE));
     if let Some(key) = key
         && let Some(page) = CACHE.lock().get(&key)
     {

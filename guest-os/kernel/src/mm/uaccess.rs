@@ -3,6 +3,7 @@
 //! user access would (demand paging, copy-on-write), and answers EFAULT where user mode would
 //! have got SIGSEGV.
 
+use super::Mm;
 use alloc::vec::Vec;
 use hal_pv::mm::address_space::Fault;
 use noa_linux_abi::errno::{Errno, SysResult};
@@ -10,8 +11,7 @@ use noa_linux_abi::errno::{Errno, SysResult};
 /// Most retries of one copy (each retry resolved one fault).
 const MAX_FAULTS: usize = 4096;
 
-fn with_faults(mut attempt: impl FnMut() -> Result<(), Fault>) -> SysResult<()> {
-    let mm = crate::task::current().process.mm();
+fn with_faults(mm: &Mm, mut attempt: impl FnMut() -> Result<(), Fault>) -> SysResult<()> {
     for _ in 0..MAX_FAULTS {
         match attempt() {
             Ok(()) => return Ok(()),
@@ -27,16 +27,21 @@ pub fn copy_from_user(addr: u64, buf: &mut [u8]) -> SysResult<()> {
     if buf.is_empty() {
         return Ok(());
     }
-    let space = crate::task::current().process.mm().space.clone();
-    with_faults(|| space.read(addr, buf))
+    let mm = crate::task::current().process.mm();
+    with_faults(&mm, || mm.space.read(addr, buf))
 }
 
 pub fn copy_to_user(addr: u64, bytes: &[u8]) -> SysResult<()> {
+    copy_to_mm(&crate::task::current().process.mm(), addr, bytes)
+}
+
+/// Copies `bytes` into `mm` at `addr`, which need not be the current process's (a child's
+/// memory before it runs).
+pub fn copy_to_mm(mm: &Mm, addr: u64, bytes: &[u8]) -> SysResult<()> {
     if bytes.is_empty() {
         return Ok(());
     }
-    let space = crate::task::current().process.mm().space.clone();
-    with_faults(|| space.write(addr, bytes))
+    with_faults(mm, || mm.space.write(addr, bytes))
 }
 
 pub fn read_u32(addr: u64) -> SysResult<u32> {

@@ -199,7 +199,7 @@ fn do_clone(me: &Arc<Thread>, context: &mut UserContext, args: &CloneArgs) -> Sy
         .store(me.sigmask.load(Ordering::Acquire), Ordering::Release);
     *thread.alt_stack.lock() = *me.alt_stack.lock();
     if flags & CLONE_CHILD_SETTID != 0 {
-        write_u32_in(&mm, args.child_tid, tid)?;
+        crate::mm::uaccess::copy_to_mm(&mm, args.child_tid, &tid.to_le_bytes())?;
     }
     if flags & CLONE_PARENT_SETTID != 0 {
         write_u32(args.parent_tid, tid)?;
@@ -228,21 +228,6 @@ fn copy_vector_state(me: &Thread, area: u64) -> SysResult<()> {
         copy_from_user(me.vector_area.load(Ordering::Acquire), &mut buf)?;
         copy_to_user(area, &buf)
     }
-}
-
-/// Writes a u32 into another memory map (the child's, before it runs).
-fn write_u32_in(mm: &crate::mm::Mm, addr: u64, value: u32) -> SysResult<()> {
-    for _ in 0..2 {
-        match mm.space.write(addr, &value.to_le_bytes()) {
-            Ok(()) => return Ok(()),
-            Err(fault) => mm
-                .handle_fault(fault.addr, true, false)
-                .map_err(|_| Errno::EFAULT)?,
-        }
-    }
-    mm.space
-        .write(addr, &value.to_le_bytes())
-        .map_err(|_| Errno::EFAULT)
 }
 
 // --- exec and exit --------------------------------------------------------------------------
@@ -534,30 +519,23 @@ fn find_thread(tgid: Option<u32>, tid: u32) -> SysResult<Arc<Thread>> {
 }
 
 fn tkill(a: &[u64; 6]) -> SysResult<u64> {
-    let sig = check_signal(a[1])?;
-    let thread = find_thread(None, a[0] as u32)?;
-    if sig != 0 {
-        signal::send_to_thread(
-            &thread,
-            sig,
-            SigInfo::tkill(sig, me().process.pid as i32, 0),
-        );
-    }
-    Ok(0)
+    signal_thread(None, a[0] as u32, a[1])
 }
 
 fn tgkill(a: &[u64; 6]) -> SysResult<u64> {
-    let sig = check_signal(a[2])?;
     if (a[0] as i32) <= 0 || (a[1] as i32) <= 0 {
         return Err(Errno::EINVAL);
     }
-    let thread = find_thread(Some(a[0] as u32), a[1] as u32)?;
+    signal_thread(Some(a[0] as u32), a[1] as u32, a[2])
+}
+
+/// tkill/tgkill: `sig` (0: only check the thread exists) to thread `tid` (of process `tgid`).
+fn signal_thread(tgid: Option<u32>, tid: u32, sig: u64) -> SysResult<u64> {
+    let sig = check_signal(sig)?;
+    let thread = find_thread(tgid, tid)?;
     if sig != 0 {
-        signal::send_to_thread(
-            &thread,
-            sig,
-            SigInfo::tkill(sig, me().process.pid as i32, 0),
-        );
+        let info = SigInfo::tkill(sig, me().process.pid as i32, 0);
+        signal::send_to_thread(&thread, sig, info);
     }
     Ok(0)
 }

@@ -161,20 +161,14 @@ pub fn exit_current() -> ! {
 
 fn switch_away(requeue: bool) {
     let me = current();
+    // The queue never holds a running thread (see `wake`), so `next` is never `me`.
     let next = pop();
     if requeue {
-        match next {
-            None => return,
-            Some(ref n) if Arc::ptr_eq(n, &me) => return,
-            // Queued again after the switch (see `wake`), by whoever runs here next.
-            Some(_) => me.requeue_when_off.store(true, Ordering::SeqCst),
+        if next.is_none() {
+            return;
         }
-    }
-    if let Some(ref n) = next
-        && Arc::ptr_eq(n, &me)
-    {
-        // We were woken before we got to sleep, and nobody else waits.
-        return;
+        // Queued again after the switch (see `wake`), by whoever runs here next.
+        me.requeue_when_off.store(true, Ordering::SeqCst);
     }
     save_vector_state(&me);
     let cpu = this();
@@ -213,8 +207,14 @@ pub(super) fn after_switch() {
 
 /// Whether this CPU's vector registers hold `thread`'s current state (else its save area does).
 pub fn vector_state_live(thread: &Thread) -> bool {
-    thread.vector_live_on.load(Ordering::Acquire) == hal_pv::cpu::cpu_index() + 1
-        && this().vector_owner.load(Ordering::Acquire) == thread.tid
+    let here = hal_pv::cpu::cpu_index();
+    vector_state_live_on(thread, here, &CPUS[here as usize])
+}
+
+#[inline]
+fn vector_state_live_on(thread: &Thread, here: u32, cpu: &CpuSched) -> bool {
+    thread.vector_live_on.load(Ordering::Acquire) == here + 1
+        && cpu.vector_owner.load(Ordering::Acquire) == thread.tid
 }
 
 /// Records that this CPU's registers now hold `thread`'s vector state.
@@ -241,9 +241,7 @@ fn save_vector_state(thread: &Thread) {
 pub(super) fn prepare_user_entry(thread: &Thread) -> Result<(), hal_pv::user::vector::AreaFault> {
     let here = hal_pv::cpu::cpu_index();
     let cpu = &CPUS[here as usize];
-    if thread.vector_live_on.load(Ordering::Acquire) != here + 1
-        || cpu.vector_owner.load(Ordering::Acquire) != thread.tid
-    {
+    if !vector_state_live_on(thread, here, cpu) {
         // Another thread's state may be live here: ours must come from memory.
         hal_pv::user::vector::restore(thread.vector_area.load(Ordering::Acquire))?;
         set_vector_state_live(thread);
