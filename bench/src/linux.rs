@@ -527,7 +527,7 @@ pub fn run(config: &Config) -> Result<Report> {
 
 /// `perf stat -x, -e kvm:kvm_emulate_insn -o CSV --`: counts in the process it starts and its
 /// threads and children only (no `-a`: other VMs may be running on the host).
-fn perf_prefix(perf: &Path, csv: &Path) -> Vec<OsString> {
+pub(crate) fn perf_prefix(perf: &Path, csv: &Path) -> Vec<OsString> {
     vec![
         perf.into(),
         "stat".into(),

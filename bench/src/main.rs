@@ -4,7 +4,7 @@
 //! This module owns the command line and the exit status only: 0 when the benchmark ran, non-zero
 //! when it could not (a guest that fails to boot is an error). Figures never decide the exit status;
 //! targets are printed as notes (DESIGN.md §10: benchmarks report, they are not timed assertions).
-//! `boot`, `block`, `net` and `linux` are the benchmarks; `child` times one process, `kbench` judges the
+//! `boot`, `block`, `net`, `linux`, `python` and `files` are the benchmarks; `child` times one process, `kbench` judges the
 //! guest's in-guest benchmark runs, `parse` reads guest and VMM output, `stats` computes order
 //! statistics, `common` has what they share, `report` prints.
 
@@ -12,10 +12,12 @@ mod block;
 mod boot;
 mod child;
 mod common;
+mod files;
 mod kbench;
 mod linux;
 mod net;
 mod parse;
+mod python;
 mod report;
 mod stats;
 
@@ -89,6 +91,29 @@ enum Bench {
     /// elsewhere that figure is reported as unavailable. Also times `VMM TRUE_IMAGE -- /bin/true`,
     /// spawn to exit. Reports µs per iteration and guest/native ratios.
     Linux(LinuxArgs),
+
+    /// CPython start-up: Debian's python3.11 in the guest (guest.img) and natively, side by side.
+    ///
+    /// Interleaves, run by run: a driver (`python3 -c DRIVER`) that starts `python3 -c pass` and
+    /// an import-heavy program (json, re, datetime, subprocess, sqlite3, zipfile, …) N+1 times
+    /// each with subprocess.run and prints each start's time to exit (the first untimed), in the
+    /// guest (`VMM --snapshot IMAGE -- /usr/bin/python3 -c DRIVER …`) and natively (--python);
+    /// the whole `VMM --snapshot IMAGE -- /usr/bin/python3 -c pass` (and the imports), spawn to
+    /// exit, next to `VMM --snapshot IMAGE -- /bin/true` and the native process; and, where
+    /// `perf stat -e kvm:kvm_emulate_insn` works, the emulated ring-0 instructions of a cold
+    /// `-c pass` run less a /bin/true run. Reports medians in ms and guest/native ratios.
+    Python(PythonArgs),
+
+    /// File systems: one static program (bench/programs/files.c) on the guest's ext2 and natively.
+    ///
+    /// Each round makes a fresh ext2 disk (mke2fs -t ext2) in a temporary directory, then
+    /// interleaves `VMM --volume DISK:/bench BOOT -- PROGRAM /bench create=N append=N write=MIB`,
+    /// the same program natively in a fresh directory beside the disk, and one more run of each
+    /// with `read=MIB` (for the guest a fresh boot). BOOT is a private copy of --image (the VMM's
+    /// --snapshot would cover the volume too). Reports µs per create, unlink and 4 KiB
+    /// append + fsync, MiB/s of a file written in 1 MiB writes + fsync and read back, medians and
+    /// guest/native ratios.
+    Files(FilesArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -269,6 +294,108 @@ struct LinuxArgs {
     timeout: u64,
 }
 
+#[derive(Debug, clap::Args)]
+struct PythonArgs {
+    /// The VMM binary (target/noa/vmm).
+    #[arg(long, value_name = "FILE")]
+    vmm: PathBuf,
+
+    /// The guest image with python3 (target/noa/guest.img).
+    #[arg(long, value_name = "FILE")]
+    image: PathBuf,
+
+    /// The interpreter in the guest.
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/python3")]
+    guest_python: String,
+
+    /// The host's interpreter: the one the image carries.
+    #[arg(long, value_name = "FILE", default_value = "/usr/bin/python3.11")]
+    python: PathBuf,
+
+    /// The perf binary; without it (or the kvm:kvm_emulate_insn event) the emulated instruction
+    /// count is reported as unavailable.
+    #[arg(long, value_name = "FILE", default_value = "perf")]
+    perf: PathBuf,
+
+    /// Measured rounds (guest runs are slow: seconds each on PVM hosts).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    runs: u32,
+
+    /// Timed starts of each program per driver run (after one untimed).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    warm_starts: u64,
+
+    /// Unmeasured rounds before the measured ones.
+    #[arg(long, default_value_t = 0)]
+    warmup: u32,
+
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// The VMM's --timeout for each guest run, and (10 s later) the kill of any run, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    timeout: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct FilesArgs {
+    /// The VMM binary (target/noa/vmm).
+    #[arg(long, value_name = "FILE")]
+    vmm: PathBuf,
+
+    /// The guest image holding the program at --guest-program (`cargo xtask bench files` writes
+    /// target/noa/bench-files.img); the guest boots a private copy.
+    #[arg(long, value_name = "FILE")]
+    image: PathBuf,
+
+    /// The program on the host: the same binary as --guest-program in the image (built with
+    /// `gcc -O2 -static bench/programs/files.c`).
+    #[arg(long, value_name = "FILE")]
+    program: PathBuf,
+
+    /// Where the program is in the guest.
+    #[arg(long, value_name = "PATH", default_value = "/opt/noa-bench/files")]
+    guest_program: String,
+
+    /// The mke2fs that makes each round's disk.
+    #[arg(long, value_name = "FILE", default_value = "mke2fs")]
+    mke2fs: PathBuf,
+
+    /// Files created (then unlinked) per run; in the guest each costs more as the directory grows.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    creates: u64,
+
+    /// 4 KiB appends, each followed by fsync, per run.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    appends: u64,
+
+    /// Size of the file written and read back, in MiB (the guest moves about 1-2 MiB/s on PVM
+    /// hosts: 64 takes about a minute and a half per round).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    mib: u64,
+
+    /// Size of each round's ext2 disk, in MiB.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(8..=1_048_576))]
+    disk_mib: u64,
+
+    /// Measured rounds.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    runs: u32,
+
+    /// Unmeasured rounds before the measured ones.
+    #[arg(long, default_value_t = 0)]
+    warmup: u32,
+
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// The VMM's --timeout for each guest run, and (10 s later) the kill of any run, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    timeout: u64,
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -357,6 +484,56 @@ fn run(cli: Cli) -> Result<()> {
             };
             let result = linux::run(&config)?;
             print!("{}", report::linux_table(&result));
+            if let Some(path) = &args.json {
+                report::write_json(&result, path)?;
+                println!("JSON: {}", path.display());
+            }
+            Ok(())
+        }
+        Bench::Python(args) => {
+            let config = python::Config {
+                vmm: args.vmm,
+                image: args.image,
+                guest_python: args.guest_python,
+                python: args.python,
+                perf: args.perf,
+                runs: args.runs as usize,
+                warm_starts: args.warm_starts,
+                warmup: args.warmup as usize,
+                deadline: Duration::from_secs(args.timeout),
+            };
+            let result = python::run(&config)?;
+            print!("{}", report::python_table(&result));
+            if let Some(path) = &args.json {
+                report::write_json(&result, path)?;
+                println!("JSON: {}", path.display());
+            }
+            Ok(())
+        }
+        Bench::Files(args) => {
+            if args.mib * 2 > args.disk_mib {
+                anyhow::bail!(
+                    "--disk-mib {} is too small for a {} MiB file: give at least twice its size",
+                    args.disk_mib,
+                    args.mib
+                );
+            }
+            let config = files::Config {
+                vmm: args.vmm,
+                image: args.image,
+                program: args.program,
+                guest_program: args.guest_program,
+                mke2fs: args.mke2fs,
+                creates: args.creates,
+                appends: args.appends,
+                mib: args.mib,
+                disk_mib: args.disk_mib,
+                runs: args.runs as usize,
+                warmup: args.warmup as usize,
+                deadline: Duration::from_secs(args.timeout),
+            };
+            let result = files::run(&config)?;
+            print!("{}", report::files_table(&result));
             if let Some(path) = &args.json {
                 report::write_json(&result, path)?;
                 println!("JSON: {}", path.display());
@@ -497,5 +674,47 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn files_defaults() {
+        let cli = Cli::try_parse_from([
+            "noa-bench",
+            "files",
+            "--vmm",
+            "v",
+            "--image",
+            "i",
+            "--program",
+            "p",
+        ])
+        .unwrap();
+        let Bench::Files(args) = cli.bench else {
+            panic!("not files")
+        };
+        assert_eq!(
+            (
+                args.creates,
+                args.appends,
+                args.mib,
+                args.disk_mib,
+                args.runs
+            ),
+            (100, 50, 16, 256, 3)
+        );
+        assert_eq!(args.guest_program, "/opt/noa-bench/files");
+        let zero = [
+            "noa-bench",
+            "files",
+            "--vmm",
+            "v",
+            "--image",
+            "i",
+            "--program",
+            "p",
+            "--mib",
+            "0",
+        ];
+        assert!(Cli::try_parse_from(zero).is_err());
     }
 }

@@ -73,6 +73,9 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
     let vm = hypervisor.create_vm(&mem).internal()?;
     let mut cmdline = cmdline;
     let disks = open_disks(cli).usage()?;
+    for volume in &cli.volume {
+        cmdline.push_str(&volume_word(volume));
+    }
     let net = open_network(cli).usage()?;
     let vsock = cli
         .vsock
@@ -132,6 +135,19 @@ fn open_disks(cli: &cli::Cli) -> anyhow::Result<Vec<devices::virtio::block::Bloc
         disks.push(disk.with_serial(&name));
     }
     Ok(disks)
+}
+
+/// The kernel command-line word telling the guest where to mount a `--volume` disk (the disks
+/// after the image, in order): ` noa.volume=rw,PATH` or `ro,PATH`, the path percent-encoded as
+/// the command's arguments are (docs/boot-protocol.md).
+fn volume_word(volume: &cli::Volume) -> String {
+    let mut word = String::from(if volume.read_only {
+        " noa.volume=ro,"
+    } else {
+        " noa.volume=rw,"
+    });
+    command::encode_arg(volume.guest_path.as_bytes(), &mut word);
+    word
 }
 
 /// The network device of `--net` and `--publish` (None for `--net none`). Built before boot, so

@@ -209,6 +209,33 @@ fn syscall_edge_runs_in_the_guest_as_natively() {
     assert_same("syscall-edge", &native, &guest);
 }
 
+// --- procfs: /proc and /sys as programs read them (C, gcc -static) ---
+
+fn procfs_native() -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    native(Command::new(programs().join("procfs")).arg(dir.path()))
+}
+
+#[test]
+fn procfs_passes_natively() {
+    assert_passed("procfs", &procfs_native());
+}
+
+#[test]
+fn procfs_runs_in_the_guest_as_natively() {
+    let Some(image) = guest_ready() else { return };
+    let native = procfs_native();
+    assert_passed("procfs", &native);
+    // Not the host's CPU count: the CPU checks must see the guest's.
+    let cpus = GUEST_CPUS.to_string();
+    let guest = run_in_guest(
+        &image,
+        &["--cpus", &cpus],
+        &[&format!("{GUEST_TESTS}/procfs"), "/tmp"],
+    );
+    assert_same("procfs", &native, &guest);
+}
+
 // --- avx: vector registers across preemption and signals ---
 
 fn avx_native() -> Run {

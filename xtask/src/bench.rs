@@ -7,6 +7,8 @@
 //! (without --snapshot, as the issue states it; the VMM refuses that for an image another VMM has
 //! open, as tests often have guest.img).
 //!
+//! `python` runs on guest.img itself (it carries python3) against the host's /usr/bin/python3.11.
+//!
 //! With `NOA_BENCH_NO_BUILD=1` the VMM and kernel already in target/noa are used as they are
 //! (nothing is rebuilt but what the benchmark itself needs, e.g. the linux program and its image).
 
@@ -21,6 +23,7 @@ const BENCHMARKS: &[(&str, bool, u32)] = &[
     ("block", false, 5),
     ("net", true, 3),
     ("linux", false, 3),
+    ("python", false, 3),
 ];
 
 /// Where the linux benchmark's program goes in its image.

@@ -1,7 +1,7 @@
 //! Installing what the build and the tests need: the rustup targets (the kernel's, and musl for
 //! static guest programs such as init), and Debian packages (e2fsprogs for the image, busybox-static
-//! for its shell and tools, qemu-system-x86 for the cross-check; golang-go and gcc for the test
-//! programs). As root we install them; otherwise we print the exact command and stop.
+//! for its shell and tools, python3.11 for its CPython — `python.rs` checks that one by path —,
+//! qemu-system-x86 for the cross-check; golang-go and gcc for the test programs). As root we install them; otherwise we print the exact command and stop.
 
 use anyhow::{Context, Result, bail};
 use std::process::Command;
@@ -64,6 +64,11 @@ fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    install_packages(&missing)
+}
+
+/// Installs the Debian `packages` (as root), or fails with the `apt-get` line to run.
+pub fn install_packages(missing: &[&str]) -> Result<()> {
     let command = format!(
         "apt-get install -y --no-install-recommends {}",
         missing.join(" ")
@@ -86,7 +91,7 @@ fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
     crate::build::run(
         Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
+            .args(missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }

@@ -3,7 +3,8 @@
 //!
 //! It holds `/boot/kernel` (the kernel stripped of symbols: the VMM reads and loads fewer bytes),
 //! `/boot/cmdline`, `/sbin/init` (services/init, static musl), busybox (Debian's busybox-static)
-//! at `/bin/busybox` with a symlink per applet (`/bin/sh`, `/usr/bin/sort`, …), a minimal `/etc`
+//! at `/bin/busybox` with a symlink per applet (`/bin/sh`, `/usr/bin/sort`, …), Debian's CPython
+//! 3.11 with its standard library and shared libraries (`python.rs`), a minimal `/etc`
 //! (passwd, group, hostname, hosts), `/root`, `/tmp` (1777) and the empty mount points `/dev`,
 //! `/proc`, `/sys` (the kernel mounts devfs, procfs, sysfs there). `--add HOST:GUEST` entries are
 //! copied in last, so they may replace any of it. The image grows to fit what it holds.
@@ -85,6 +86,7 @@ pub fn write_image(noa: &Path, output: &Path, adds: &[Add]) -> Result<()> {
     std::fs::write(boot.join("cmdline"), format!("{CMDLINE}\n"))?;
     base_layout(&staging)?;
     install_busybox(&staging)?;
+    crate::python::install(&staging)?;
     strip(&init, &staging.join("sbin/init"))?;
     for add in adds {
         let dest = staging.join(add.guest.trim_start_matches('/'));
@@ -170,6 +172,7 @@ fn base_layout(root: &Path) -> Result<()> {
         ("etc", 0o755),
         ("root", 0o700),
         ("tmp", 0o1777),
+        ("var/tmp", 0o1777),
         ("dev", 0o755),
         ("proc", 0o555),
         ("sys", 0o555),

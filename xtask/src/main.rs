@@ -9,6 +9,7 @@ mod build;
 mod deps;
 mod fuzz;
 mod image;
+mod python;
 mod test;
 
 use anyhow::Result;
@@ -56,7 +57,7 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
-    /// Build, then run a benchmark: `boot`, `block`, `net` or `linux` (see bench/README.md).
+    /// Build, then run a benchmark: `boot`, `block`, `net`, `linux` or `python` (see bench/README.md).
     Bench {
         #[arg(default_value = "boot")]
         which: String,

@@ -64,7 +64,8 @@ pub fn all(no_run: bool) -> Result<()> {
 }
 
 /// Builds runtimes/tests/ into `noa/tests/`, laid out as in the image under /opt/tests:
-/// `rust-std` (musl), `go` (CGO_ENABLED=0), `syscall-edge` and `avx` (gcc -static), `busybox/*.sh`.
+/// `rust-std` (musl), `go` (CGO_ENABLED=0), `syscall-edge`, `avx`, `procfs` and `durability`
+/// (gcc -static), `busybox/*.sh`, `python/*.py`.
 pub fn build_programs(noa: &Path) -> Result<PathBuf> {
     let sources = crate::root().join("runtimes/tests");
     let out = noa.join("tests");
@@ -108,10 +109,29 @@ pub fn build_programs(noa: &Path) -> Result<PathBuf> {
         .arg(out.join("avx"))
         .arg(sources.join("avx/avx.c")))?;
 
+    run(Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
+        .arg(out.join("durability"))
+        .arg(sources.join("durability/durability.c")))?;
+
+    run(Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-Wextra", "-pthread", "-o"])
+        .arg(out.join("procfs"))
+        .arg(sources.join("procfs/procfs.c")))?;
+
     for entry in std::fs::read_dir(sources.join("busybox"))? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "sh") {
             copy(&path, &out.join("busybox").join(path.file_name().unwrap()))?;
+        }
+    }
+
+    // Scripts for the image's python3 (and the host's /usr/bin/python3.11).
+    std::fs::create_dir_all(out.join("python"))?;
+    for entry in std::fs::read_dir(sources.join("python"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "py") {
+            copy(&path, &out.join("python").join(path.file_name().unwrap()))?;
         }
     }
     Ok(out)

@@ -154,7 +154,7 @@ impl<D: BlockDevice> Ext2<D> {
         self.check_block_u64(ino, u64::from(pointer))
     }
 
-    fn check_block_u64(&self, ino: InodeNo, block: u64) -> Result<u64> {
+    pub(crate) fn check_block_u64(&self, ino: InodeNo, block: u64) -> Result<u64> {
         if block >= self.geo.blocks_count {
             return Err(Corrupt::BlockPointer {
                 ino,

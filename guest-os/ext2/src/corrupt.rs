@@ -77,7 +77,26 @@ pub enum Corrupt {
     SymlinkSize { ino: InodeNo, size: u64, max: u64 },
     /// A file that ended before its size (seen while reading a symlink).
     ShortRead { ino: InodeNo, size: u64, read: u64 },
-    /// A read outside the file system (a bug guard: every pointer is checked before this).
+    /// A block pointer of inode `ino` at the superblock, a group descriptor, a bitmap or an inode
+    /// table: writing through it would destroy metadata.
+    PointsAtMetadata { ino: InodeNo, block: u64 },
+    /// A block bitmap marks metadata (`block`, in `group`) as free.
+    MetadataMarkedFree { group: u32, block: u64 },
+    /// An inode bitmap marks a reserved inode as free.
+    ReservedInodeMarkedFree { ino: InodeNo },
+    /// `s_first_ino` (the first non-reserved inode) is out of range.
+    FirstInode { first_ino: u32, count: u32 },
+    /// Inode `ino` maps more blocks than its `i_blocks` counts (or the file system holds).
+    BlockCountExceeded { ino: InodeNo, blocks: u64 },
+    /// A directory's first block does not start with its `.` and `..` entries.
+    DotEntries { dir: InodeNo },
+    /// Following `..` from directory `dir` does not reach the root.
+    DirectoryLoop { dir: InodeNo },
+    /// Inode `ino`'s extended attribute block is not one (bad magic or reference count).
+    AttributeBlock { ino: InodeNo, block: u64 },
+    /// An inode to free is not marked in use in its bitmap.
+    InodeAlreadyFree { ino: InodeNo },
+    /// An access outside the file system (a bug guard: every pointer is checked before this).
     OutsideFileSystem {
         offset: u64,
         len: usize,
@@ -200,13 +219,47 @@ impl fmt::Display for Corrupt {
             Corrupt::ShortRead { ino, size, read } => {
                 write!(f, "inode {ino}: read {read} of its {size} bytes")
             }
+            Corrupt::PointsAtMetadata { ino, block } => write!(
+                f,
+                "inode {ino}: block pointer {block} points at file system metadata"
+            ),
+            Corrupt::MetadataMarkedFree { group, block } => write!(
+                f,
+                "group {group}: the block bitmap marks metadata block {block} as free"
+            ),
+            Corrupt::ReservedInodeMarkedFree { ino } => {
+                write!(f, "the inode bitmap marks reserved inode {ino} as free")
+            }
+            Corrupt::FirstInode { first_ino, count } => write!(
+                f,
+                "the first non-reserved inode {first_ino} is out of range (11..={count})"
+            ),
+            Corrupt::BlockCountExceeded { ino, blocks } => write!(
+                f,
+                "inode {ino} maps more blocks than the {blocks} it counts"
+            ),
+            Corrupt::DotEntries { dir } => write!(
+                f,
+                "directory inode {dir} does not start with its '.' and '..' entries"
+            ),
+            Corrupt::DirectoryLoop { dir } => write!(
+                f,
+                "following '..' from directory inode {dir} does not reach the root"
+            ),
+            Corrupt::AttributeBlock { ino, block } => write!(
+                f,
+                "inode {ino}: block {block} is not an extended attribute block"
+            ),
+            Corrupt::InodeAlreadyFree { ino } => {
+                write!(f, "inode {ino} is already free in the inode bitmap")
+            }
             Corrupt::OutsideFileSystem {
                 offset,
                 len,
                 fs_bytes,
             } => write!(
                 f,
-                "a read of {len} bytes at byte {offset} lies outside the file system \
+                "an access of {len} bytes at byte {offset} lies outside the file system \
                  ({fs_bytes} bytes)"
             ),
         }

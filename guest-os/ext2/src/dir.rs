@@ -112,7 +112,7 @@ impl<D: BlockDevice> Ext2<D> {
     }
 
     /// Checks that `dir` is a directory of a sane size; returns its size.
-    fn check_dir(&self, dir: &Inode) -> Result<u64> {
+    pub(crate) fn check_dir(&self, dir: &Inode) -> Result<u64> {
         let ino = dir.ino();
         if dir.file_type() != FileType::Directory {
             return Err(Error::NotADirectory { ino });
@@ -207,7 +207,7 @@ impl<D: BlockDevice> Ext2<D> {
     }
 
     /// Parses and validates the entry at the start of `rest` (the remainder of a block).
-    fn parse_entry<'b>(
+    pub(crate) fn parse_entry<'b>(
         &self,
         rest: &'b [u8],
     ) -> core::result::Result<RawEntry<'b>, DirEntryProblem> {
@@ -256,9 +256,9 @@ impl<D: BlockDevice> Ext2<D> {
 }
 
 /// One parsed directory entry; `ino` 0 marks an unused record.
-struct RawEntry<'b> {
-    ino: u32,
-    rec_len: usize,
-    name: &'b [u8],
-    file_type: FileType,
+pub(crate) struct RawEntry<'b> {
+    pub(crate) ino: u32,
+    pub(crate) rec_len: usize,
+    pub(crate) name: &'b [u8],
+    pub(crate) file_type: FileType,
 }

@@ -1,6 +1,6 @@
-//! [`Disk`]: the one place that reads the device once the file system is open. It refuses any
-//! read outside the file system, whatever a corrupt pointer asked for, and names the range of a
-//! failed read.
+//! [`Disk`]: the one place that reads and writes the device once the file system is open. It
+//! refuses any access outside the file system, whatever a corrupt pointer asked for, and names
+//! the range of a failed access.
 
 use crate::corrupt::Corrupt;
 use crate::device::BlockDevice;
@@ -16,18 +16,44 @@ pub(crate) struct Disk<D> {
 impl<D: BlockDevice> Disk<D> {
     /// Fills `buf` from byte `offset` of the file system.
     pub(crate) fn read(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let inside = offset
-            .checked_add(buf.len() as u64)
-            .is_some_and(|end| end <= self.fs_bytes);
-        if !inside {
-            return Err(Corrupt::OutsideFileSystem {
+        self.check_inside(offset, buf.len())?;
+        read_device(&self.dev, offset, buf)
+    }
+
+    /// Writes `buf` at byte `offset` of the file system.
+    pub(crate) fn write(&self, offset: u64, buf: &[u8]) -> Result<()> {
+        self.check_inside(offset, buf.len())?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.dev
+            .write_at(offset, buf)
+            .map_err(|error| Error::WriteIo {
                 offset,
                 len: buf.len(),
+                error,
+            })
+    }
+
+    /// Makes every write so far durable.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.dev.flush().map_err(Error::Flush)
+    }
+
+    fn check_inside(&self, offset: u64, len: usize) -> Result<()> {
+        let inside = offset
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= self.fs_bytes);
+        if inside {
+            Ok(())
+        } else {
+            Err(Corrupt::OutsideFileSystem {
+                offset,
+                len,
                 fs_bytes: self.fs_bytes,
             }
-            .into());
+            .into())
         }
-        read_device(&self.dev, offset, buf)
     }
 }
 

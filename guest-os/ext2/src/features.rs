@@ -1,9 +1,14 @@
-//! Which on-disk features this reader accepts, and [`Unsupported`]: how it names what it refuses.
+//! Which on-disk features this crate accepts, and [`Unsupported`]: how it names what it refuses.
 //!
 //! Only one incompatible feature is accepted: `filetype` (directory entries carry a file-type
 //! byte), which every `mke2fs -t ext2` image has. Compatible features (a journal, `dir_index`,
-//! `resize_inode`, extended attributes) leave the ext2 layout readable, and read-only compatible
-//! ones (`sparse_super`, `large_file`) only matter to a writer.
+//! `resize_inode`, extended attributes) leave the ext2 layout readable and writable (a writer
+//! that does not know them must leave them alone, which we do: we never touch the journal or the
+//! reserved GDT blocks, and clear a directory's htree flag when we change it, as Linux ext2
+//! does). Read-only compatible features only matter to a writer: we write `sparse_super` and
+//! `large_file` file systems (setting `large_file` when a file passes 2 GiB) and refuse to write
+//! any other (`huge_file`, checksums, `dir_nlink`, …), which [`Ext2::open_rw`](crate::Ext2::open_rw)
+//! reports as [`Unsupported::RoCompat`].
 
 use core::fmt;
 
@@ -11,6 +16,18 @@ use crate::inode::InodeNo;
 
 /// `s_feature_incompat`: directory entries carry a file-type byte.
 pub(crate) const INCOMPAT_FILETYPE: u32 = 0x2;
+
+/// `s_feature_ro_compat`: backup superblocks only in groups 0, 1 and powers of 3, 5 and 7.
+pub(crate) const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
+/// `s_feature_ro_compat`: regular files may be 2 GiB or larger (`i_size_high` is used).
+pub(crate) const RO_COMPAT_LARGE_FILE: u32 = 0x2;
+/// The read-only compatible features a writer may see.
+pub(crate) const RO_COMPAT_WRITABLE: u32 = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE;
+/// `s_feature_compat`: some groups reserve blocks after the group descriptors for growth.
+pub(crate) const COMPAT_RESIZE_INODE: u32 = 0x10;
+
+/// Inode flag: the directory has an htree index (`dir_index`), which ext2 writers clear.
+pub(crate) const EXT2_INDEX_FL: u32 = 0x1000;
 
 /// Inode flags meaning the block map is not an ext2 block map (ext4 extents, inline data).
 pub(crate) const EXT4_EXTENTS_FL: u32 = 0x0008_0000;
@@ -47,6 +64,15 @@ pub enum Unsupported {
     TooManyGroups { groups: u64, max: u64 },
     /// An inode whose flags say its blocks are not an ext2 block map.
     InodeFlags { ino: InodeNo, flags: u32 },
+    /// Read-only compatible features a writer does not understand (the bits), so the file system
+    /// can be read but not written.
+    RoCompat(u32),
+    /// Groups larger than the 16-bit free counts of a group descriptor can count, so the file
+    /// system can be read but not written.
+    GroupTooLarge {
+        blocks_per_group: u64,
+        inodes_per_group: u64,
+    },
 }
 
 impl fmt::Display for Unsupported {
@@ -65,6 +91,20 @@ impl fmt::Display for Unsupported {
                 f,
                 "inode {ino} uses ext4 extents or inline data (flags {flags:#x}); only ext2 \
                  block maps are supported"
+            ),
+            Unsupported::RoCompat(bits) => write!(
+                f,
+                "read-only compatible features {bits:#x} (beyond sparse_super and large_file) \
+                 that this writer does not understand; the file system can only be read"
+            ),
+            Unsupported::GroupTooLarge {
+                blocks_per_group,
+                inodes_per_group,
+            } => write!(
+                f,
+                "groups of {blocks_per_group} blocks and {inodes_per_group} inodes, more than \
+                 the 16-bit free counts of a group descriptor hold; the file system can only be \
+                 read"
             ),
         }
     }

@@ -1,7 +1,8 @@
 //! [`Ext2`]: an open file system. Opening validates the superblock, caches the group descriptor
 //! table and checks the root directory, so that a broken image fails at open rather than at the
-//! first lookup; afterwards it hands out inodes. File data, directories, paths, symlinks and
-//! `statfs` live in their own modules as further `impl Ext2` blocks.
+//! first lookup; afterwards it hands out inodes. File data, directories, paths, symlinks,
+//! `statfs`, and every change (see `mount` for opening for writing) live in their own modules as
+//! further `impl Ext2` blocks.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -12,15 +13,19 @@ use crate::disk::{Disk, read_device};
 use crate::error::{Error, Result};
 use crate::group::{self, Group};
 use crate::inode::{FileType, Inode, InodeNo};
+use crate::mount::Writer;
 use crate::superblock::{Geometry, INODE_CORE_SIZE, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
 
-/// An open, read-only ext2 file system on a device `D`. Reads go to the device (only the group
-/// descriptors are cached), so the device must not change while it is open. Every method takes
-/// `&self`.
+/// An open ext2 file system on a device `D`. Reads go to the device (only the group descriptors
+/// are cached), so nothing else may change the device while it is open. Reads take `&self`,
+/// changes `&mut self`; changes need a file system opened with [`Ext2::open_rw`] and fail with
+/// [`Error::ReadOnly`] otherwise.
 pub struct Ext2<D> {
     pub(crate) disk: Disk<D>,
     pub(crate) geo: Geometry,
     pub(crate) groups: Vec<Group>,
+    /// The writer's state; `None` when read-only.
+    pub(crate) rw: Option<Writer>,
 }
 
 impl<D: fmt::Debug> fmt::Debug for Ext2<D> {
@@ -30,12 +35,13 @@ impl<D: fmt::Debug> fmt::Debug for Ext2<D> {
             .field("device", &self.disk.dev)
             .field("geometry", &self.geo)
             .field("groups", &self.groups.len())
+            .field("writable", &self.rw.is_some())
             .finish()
     }
 }
 
 impl<D: BlockDevice> Ext2<D> {
-    /// Opens the file system on `dev`: validates the superblock against the device size, reads
+    /// Opens the file system on `dev`, read-only: validates the superblock against the device size, reads
     /// and validates the group descriptor table and checks that the root is a directory.
     pub fn open(dev: D) -> Result<Self> {
         let device_len = dev.len();
@@ -50,7 +56,12 @@ impl<D: BlockDevice> Ext2<D> {
             fs_bytes: geo.fs_bytes,
         };
         let groups = group::read_table(&disk, &geo)?;
-        let fs = Ext2 { disk, geo, groups };
+        let fs = Ext2 {
+            disk,
+            geo,
+            groups,
+            rw: None,
+        };
         if fs.inode(InodeNo::ROOT)?.file_type() != FileType::Directory {
             return Err(Corrupt::RootNotDirectory.into());
         }

@@ -1,6 +1,7 @@
 //! The group descriptor table, read and validated once at open and kept in memory: every inode
-//! read needs its group's inode table, `statfs` sums the free counts, and a block allocator will
-//! keep its bitmap locations here when writes come.
+//! read needs its group's inode table, `statfs` sums the free counts, and the allocators find the
+//! bitmaps here and keep the free and directory counts current (written back by
+//! [`Ext2::sync`](crate::Ext2::sync)).
 //!
 //! Each group's bitmaps and inode table must lie inside the group's own blocks, as in every
 //! ext2 without `flex_bg` (which we refuse) and as Linux checks at mount; a descriptor that points
@@ -18,12 +19,37 @@ use crate::superblock::{GROUP_DESC_SIZE, Geometry};
 /// Descriptors read per device read.
 const DESCS_PER_READ: usize = 32;
 
+/// Byte offset of the free block count in a descriptor; the free inode count and the used
+/// directory count follow, 2 bytes each.
+pub(crate) const COUNTS_OFFSET: u64 = 12;
+
 /// One block group's descriptor, validated.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Group {
+    pub(crate) block_bitmap: u32,
+    pub(crate) inode_bitmap: u32,
     pub(crate) inode_table: u32,
     pub(crate) free_blocks: u16,
     pub(crate) free_inodes: u16,
+    pub(crate) used_dirs: u16,
+}
+
+impl Group {
+    /// The three counts as stored at [`COUNTS_OFFSET`].
+    pub(crate) fn counts_bytes(&self) -> [u8; 6] {
+        let [a, b] = self.free_blocks.to_le_bytes();
+        let [c, d] = self.free_inodes.to_le_bytes();
+        let [e, f] = self.used_dirs.to_le_bytes();
+        [a, b, c, d, e, f]
+    }
+
+    /// Whether blocks `start..start + count` overlap this group's bitmaps or inode table.
+    pub(crate) fn holds_metadata(&self, geo: &Geometry, start: u64, count: u64) -> bool {
+        let overlaps = |first: u64, len: u64| start < first + len && first < start + count;
+        overlaps(u64::from(self.block_bitmap), 1)
+            || overlaps(u64::from(self.inode_bitmap), 1)
+            || overlaps(u64::from(self.inode_table), geo.inode_table_blocks)
+    }
 }
 
 /// Reads and validates the whole group descriptor table (at most `MAX_GROUPS` entries).
@@ -49,9 +75,12 @@ pub(crate) fn read_table<D: BlockDevice>(disk: &Disk<D>, geo: &Geometry) -> Resu
 /// Parses descriptor `index` and checks that its bitmaps and inode table lie in its group.
 fn parse(geo: &Geometry, index: u64, desc: &[u8]) -> Result<Group> {
     let group = Group {
+        block_bitmap: le32(desc, 0),
+        inode_bitmap: le32(desc, 4),
         inode_table: le32(desc, 8),
         free_blocks: le16(desc, 12),
         free_inodes: le16(desc, 14),
+        used_dirs: le16(desc, 16),
     };
     let first = geo.first_data_block + index * geo.blocks_per_group;
     let last = if index + 1 == geo.group_count {
@@ -60,8 +89,8 @@ fn parse(geo: &Geometry, index: u64, desc: &[u8]) -> Result<Group> {
         first + geo.blocks_per_group - 1
     };
     let parts = [
-        ("block bitmap", le32(desc, 0), 1),
-        ("inode bitmap", le32(desc, 4), 1),
+        ("block bitmap", group.block_bitmap, 1),
+        ("inode bitmap", group.inode_bitmap, 1),
         ("inode table", group.inode_table, geo.inode_table_blocks),
     ];
     for (what, start, blocks) in parts {

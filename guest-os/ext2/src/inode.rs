@@ -12,6 +12,9 @@ use crate::error::Result;
 use crate::features::{EXT4_EXTENTS_FL, EXT4_INLINE_DATA_FL, Unsupported};
 use crate::superblock::INODE_CORE_SIZE;
 
+/// The most links an inode may have (`EXT2_LINK_MAX`); a directory's subdirectories count.
+pub const LINK_MAX: u16 = 32000;
+
 /// `i_block` holds 12 direct pointers, then single, double and triple indirect pointers.
 pub(crate) const DIRECT_BLOCKS: usize = 12;
 pub(crate) const BLOCK_POINTERS: usize = 15;
@@ -93,6 +96,20 @@ impl FileType {
         }
     }
 
+    /// The type byte of a directory entry (`EXT2_FT_*`; 0 for [`FileType::Unknown`]).
+    pub(crate) const fn dir_entry_code(self) -> u8 {
+        match self {
+            FileType::Unknown => 0,
+            FileType::Regular => 1,
+            FileType::Directory => 2,
+            FileType::CharDevice => 3,
+            FileType::BlockDevice => 4,
+            FileType::Fifo => 5,
+            FileType::Socket => 6,
+            FileType::Symlink => 7,
+        }
+    }
+
     /// The `S_IFMT` bits of this type (0 for [`FileType::Unknown`]).
     pub const fn mode_bits(self) -> u16 {
         match self {
@@ -144,6 +161,15 @@ pub struct DeviceNumber {
 }
 
 impl DeviceNumber {
+    /// Decodes Linux's 32-bit device number (`new_decode_dev`: 12-bit major, 20-bit minor; the
+    /// low 32 bits of glibc's `makedev`), as `mknod` passes it.
+    pub const fn decode32(dev: u32) -> Self {
+        DeviceNumber {
+            major: (dev & 0xf_ff00) >> 8,
+            minor: (dev & 0xff) | ((dev >> 12) & 0xf_ff00),
+        }
+    }
+
     /// Linux's `st_rdev` encoding (glibc `makedev`; the kernel's `new_encode_dev` for 12-bit
     /// majors and 20-bit minors).
     pub const fn encode(self) -> u64 {
@@ -177,10 +203,22 @@ pub struct Inode {
 impl Inode {
     /// Parses the first 128 bytes of inode `ino` from a file system of `revision`.
     pub(crate) fn parse(ino: InodeNo, raw: &[u8; INODE_CORE_SIZE], revision: u32) -> Result<Self> {
+        if le16(raw, 26) == 0 {
+            return Err(Corrupt::InodeNotInUse { ino }.into());
+        }
+        Self::parse_any_links(ino, raw, revision)
+    }
+
+    /// [`Self::parse`], also for an inode with no links left (unlinked while open).
+    pub(crate) fn parse_any_links(
+        ino: InodeNo,
+        raw: &[u8; INODE_CORE_SIZE],
+        revision: u32,
+    ) -> Result<Self> {
         let mode = le16(raw, 0);
         let links = le16(raw, 26);
         let flags = le32(raw, 32);
-        if mode == 0 || links == 0 {
+        if mode == 0 {
             return Err(Corrupt::InodeNotInUse { ino }.into());
         }
         let Some(file_type) = FileType::from_mode(mode) else {

@@ -8,7 +8,9 @@
 use crate::bytes::{le16, le32};
 use crate::corrupt::Corrupt;
 use crate::error::{Error, Result};
-use crate::features::{INCOMPAT_FILETYPE, Unsupported};
+use crate::features::{
+    COMPAT_RESIZE_INODE, INCOMPAT_FILETYPE, RO_COMPAT_SPARSE_SUPER, Unsupported,
+};
 
 /// The superblock always lives at byte 1024, whatever the block size.
 pub(crate) const SUPERBLOCK_OFFSET: u64 = 1024;
@@ -43,7 +45,25 @@ pub(crate) struct Geometry {
     pub(crate) gdt_offset: u64,
     /// Blocks one group's inode table takes.
     pub(crate) inode_table_blocks: u64,
+    /// Blocks the group descriptor table takes (in every group with a superblock copy).
+    pub(crate) gdt_blocks: u64,
+    /// Blocks reserved after each descriptor table copy for growth (`resize_inode`).
+    pub(crate) reserved_gdt_blocks: u64,
+    /// Where superblock copies are: every group, or (`sparse_super`) groups 0, 1 and powers of
+    /// 3, 5 and 7, or (`sparse_super2`) group 0 and the two groups the superblock names.
+    pub(crate) backups: Backups,
 }
+
+/// Which groups hold a copy of the superblock and the descriptor table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backups {
+    Every,
+    Sparse,
+    Two([u64; 2]),
+}
+
+/// `s_feature_compat`: superblock copies only in the two groups `s_backup_bgs` names.
+const COMPAT_SPARSE_SUPER2: u32 = 0x200;
 
 impl Geometry {
     /// Validates the superblock `sb` of a device `device_len` bytes long.
@@ -151,6 +171,24 @@ impl Geometry {
             .into());
         }
 
+        let (compat, ro_compat) = if revision >= 1 {
+            (le32(sb, 92), le32(sb, 100))
+        } else {
+            (0, 0)
+        };
+        let backups = if compat & COMPAT_SPARSE_SUPER2 != 0 {
+            Backups::Two([u64::from(le32(sb, 0x24c)), u64::from(le32(sb, 0x250))])
+        } else if ro_compat & RO_COMPAT_SPARSE_SUPER != 0 {
+            Backups::Sparse
+        } else {
+            Backups::Every
+        };
+        let reserved_gdt_blocks = if compat & COMPAT_RESIZE_INODE != 0 {
+            u64::from(le16(sb, 206))
+        } else {
+            0
+        };
+
         Ok(Geometry {
             revision,
             block_size,
@@ -167,7 +205,56 @@ impl Geometry {
             group_count,
             gdt_offset,
             inode_table_blocks: (inodes_per_group * inode_size).div_ceil(block_size),
+            gdt_blocks: (group_count * GROUP_DESC_SIZE).div_ceil(block_size),
+            reserved_gdt_blocks,
+            backups,
         })
+    }
+
+    /// The first block of `group`.
+    pub(crate) fn group_first_block(&self, group: u64) -> u64 {
+        self.first_data_block + group * self.blocks_per_group
+    }
+
+    /// Blocks in `group` (the last group may be short).
+    pub(crate) fn blocks_in_group(&self, group: u64) -> u64 {
+        let first = self.group_first_block(group);
+        self.blocks_count
+            .saturating_sub(first)
+            .min(self.blocks_per_group)
+    }
+
+    /// The group holding `block` (a block past the superblock's).
+    pub(crate) fn group_of_block(&self, block: u64) -> u64 {
+        block.saturating_sub(self.first_data_block) / self.blocks_per_group
+    }
+
+    /// Whether `group` holds a copy of the superblock and the descriptor table.
+    pub(crate) fn has_super(&self, group: u64) -> bool {
+        let power_of = |base: u64| {
+            let mut n = 1u64;
+            // At most 41 multiplications for base 3 below 2^64.
+            while n < group {
+                n = n.saturating_mul(base);
+            }
+            n == group
+        };
+        match self.backups {
+            _ if group == 0 => true,
+            Backups::Every => true,
+            Backups::Sparse => group == 1 || power_of(3) || power_of(5) || power_of(7),
+            Backups::Two(groups) => groups.contains(&group),
+        }
+    }
+
+    /// Blocks at the start of `group` taken by the superblock copy, the descriptor table and its
+    /// reserved blocks (0 for a group without a copy), capped to the group.
+    pub(crate) fn super_blocks_in_group(&self, group: u64) -> u64 {
+        if self.has_super(group) {
+            (1 + self.gdt_blocks + self.reserved_gdt_blocks).min(self.blocks_in_group(group))
+        } else {
+            0
+        }
     }
 
     /// Block pointers in one indirect block (256..=16384).

@@ -64,7 +64,7 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// Whether the target lives in `i_block`: Linux's test, no data blocks besides an extended
     /// attribute block.
-    fn is_fast_symlink(&self, inode: &Inode) -> bool {
+    pub(crate) fn is_fast_symlink(&self, inode: &Inode) -> bool {
         let ea_sectors = if inode.file_acl() != 0 {
             self.geo.block_size / 512
         } else {

@@ -56,7 +56,8 @@ pub fn init_args(line: &str) -> alloc::vec::Vec<alloc::vec::Vec<u8>> {
         .collect()
 }
 
-fn decode_arg(word: &str) -> alloc::vec::Vec<u8> {
+/// One percent-encoded word back to its bytes (see [`init_args`]).
+pub fn decode_arg(word: &str) -> alloc::vec::Vec<u8> {
     if word == "%" {
         return alloc::vec::Vec::new();
     }

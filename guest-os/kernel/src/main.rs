@@ -51,7 +51,7 @@ fn kernel_main(info: BootInfo) -> ! {
             task::sched::idle_loop()
         }
     };
-    power_off(code, PowerOffReason::Normal)
+    shutdown::power_off(code)
 }
 
 /// Mounts the root and starts `/sbin/init` as process 1, with the command after `--` if any.
@@ -78,7 +78,7 @@ fn start_init(line: &str) {
     ];
     if let Err(e) = task::spawn_init(argv, envp) {
         klog!("cannot start /sbin/init: {e:?}");
-        power_off(shutdown::NO_INIT_EXIT_CODE, PowerOffReason::Normal);
+        shutdown::power_off(shutdown::NO_INIT_EXIT_CODE);
     }
     let loaded = hal_pv::time::now_ns();
     klog!(

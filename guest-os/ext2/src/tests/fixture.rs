@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::vec::Vec;
 use std::{format, vec};
 
-use crate::{BlockDevice, Ext2, Inode, IoError, Result};
+use crate::{BlockDevice, Ext2, Inode, IoError, MemDisk, Result};
 
 pub(crate) const MIB: u64 = 1 << 20;
 
@@ -229,6 +229,48 @@ impl Fixture {
             .output()
             .unwrap();
         assert!(out.status.success(), "debugfs failed: {out:?}");
+    }
+
+    /// Runs one read-only debugfs request (`-R`) on the image; returns its output.
+    pub(crate) fn debugfs_out(&self, request: &str) -> String {
+        let out = Command::new(tool("debugfs"))
+            .arg("-R")
+            .arg(request)
+            .arg(&self.img)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "debugfs -R {request:?} failed: {out:?}"
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `e2fsck ARGS IMG`; returns the exit code and the output.
+    pub(crate) fn e2fsck(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(tool("e2fsck"))
+            .args(args)
+            .arg(&self.img)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    /// Opens the image for writing, in memory, at time `now`.
+    pub(crate) fn open_rw(&self, now: u32) -> Ext2<MemDisk> {
+        Ext2::open_rw_at(MemDisk::new(self.bytes()), Some(now)).unwrap()
+    }
+
+    /// Unmounts `fs`, writes its image back to the file and asserts `e2fsck -fn` finds it clean.
+    pub(crate) fn finish(&self, mut fs: Ext2<MemDisk>) {
+        fs.unmount().unwrap();
+        fs::write(&self.img, fs.into_device().into_inner()).unwrap();
+        self.fsck();
     }
 
     pub(crate) fn open(&self) -> Result<Ext2<FileDevice>> {

@@ -10,7 +10,7 @@
 use super::{FileKind, InodeRef, Io, ReadBuf, WriteBuf};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use noa_linux_abi::errno::{Errno, SysResult};
 use noa_linux_abi::fcntl::{
     O_ACCMODE, O_APPEND, O_DIRECT, O_NOATIME, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY,
@@ -33,6 +33,16 @@ pub struct OpenFile {
     flags: AtomicU32,
     /// The canonical path it was opened by (empty for pipes and other anonymous files).
     path: Vec<u8>,
+    /// Whether it ever took a `flock` lock (then closing it must drop the lock).
+    flocked: AtomicBool,
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if self.flocked.load(Ordering::Relaxed) {
+            super::flock::release_all(self);
+        }
+    }
 }
 
 impl OpenFile {
@@ -44,7 +54,16 @@ impl OpenFile {
             position: Mutex::new(0),
             flags: AtomicU32::new(flags & KEPT),
             path,
+            flocked: AtomicBool::new(false),
         })
+    }
+
+    /// flock(2) on this open file description ([`super::flock`]).
+    pub fn flock(&self, request: super::flock::Request, nonblock: bool) -> SysResult<()> {
+        if request != super::flock::Request::Unlock {
+            self.flocked.store(true, Ordering::Relaxed);
+        }
+        super::flock::flock(self, request, nonblock)
     }
 
     pub fn inode(&self) -> &InodeRef {

@@ -2,7 +2,8 @@
 //! dup and fork ([`OpenFile`]), per-process descriptor tables ([`fd::FdTable`]) and path
 //! contexts ([`FsContext`]), path resolution and the mount table ([`path`]), and the file
 //! systems and special files under them: the ext2 root ([`ext2`]), /dev ([`devfs`]), /tmp and
-//! /dev/shm ([`tmpfs`]), the console tty ([`tty`]), pipes, eventfd, poll and epoll.
+//! /dev/shm ([`tmpfs`]), /proc ([`procfs`]), /sys ([`sysfs`]), the console tty ([`tty`]),
+//! pipes, eventfd, poll and epoll.
 //!
 //! The core calls [`init`] once at boot (it mounts everything and opens the consoles), gives
 //! init [`stdio`] as fds 0–2, loads programs from [`open_exec`] with [`OpenFile::read_at`], and
@@ -13,7 +14,8 @@
 //! name cache), and nothing is zeroed or copied that need not be.
 //!
 //! Owns: `fs/`. Must not touch the task or memory core beyond `crate::task::{current, wait,
-//! signal}` and `crate::mm::uaccess`.
+//! signal}` and `crate::mm::uaccess`; procfs reads (never changes) processes, threads and
+//! memory maps through their accessors.
 
 pub mod devfs;
 pub mod epoll;
@@ -21,12 +23,16 @@ pub mod eventfd;
 pub mod ext2;
 pub mod fd;
 pub mod file;
+pub mod flock;
 pub mod iobuf;
 pub mod path;
 pub mod pipe;
 pub mod poll;
+pub mod procfs;
+pub mod sysfs;
 pub mod tmpfs;
 pub mod tty;
+pub mod volumes;
 
 pub use fd::FdTable;
 pub use file::{FileRef, OpenFile};
@@ -97,6 +103,17 @@ pub struct DirEntry<'a> {
     pub ino: u64,
     pub d_type: u8,
     pub next: u64,
+}
+
+/// Attribute changes for [`Inode::set_attr`]: each `Some` field is set, and ctime with it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetAttr {
+    /// Permission bits (and set-id/sticky).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub atime: Option<Timespec>,
+    pub mtime: Option<Timespec>,
 }
 
 /// How a read or write may behave.
@@ -225,14 +242,63 @@ pub trait Inode: Any + Send + Sync {
         })
     }
 
-    /// Changes the permission bits (chmod).
-    fn set_mode(&self, _mode: u32) -> SysResult<()> {
-        Err(Errno::EROFS)
+    /// Changes what `attr` names (chmod, chown, utimensat). Files without stored attributes
+    /// (devices, pipes) accept and forget the change, as Linux's do for their in-memory inode.
+    fn set_attr(&self, _attr: &SetAttr) -> SysResult<()> {
+        if self.read_only() {
+            return Err(Errno::EROFS);
+        }
+        Ok(())
+    }
+
+    /// Preallocates `[offset, offset + len)` (fallocate mode 0 or KEEP_SIZE): later writes
+    /// there cannot fail for lack of space. EOPNOTSUPP where the file system cannot.
+    fn allocate(&self, _offset: u64, _len: u64, _keep_size: bool) -> SysResult<()> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Fills `pages` — whole 4 KiB pages, the first at `offset` (page aligned), all inside the
+    /// file — with its bytes, zeros past its end. File systems that can do better than a read
+    /// per page override it (ext2: one device batch straight into the pages).
+    fn read_pages(&self, offset: u64, pages: &mut [&mut [u8]]) -> SysResult<()> {
+        for (i, page) in pages.iter_mut().enumerate() {
+            let at = offset + (i * iobuf::PAGE) as u64;
+            let mut filled = 0;
+            while filled < page.len() {
+                let mut buf = ReadBuf::Kernel(&mut page[filled..]);
+                let n = self.read_at(at + filled as u64, &mut buf, Io::default())?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            page[filled..].fill(0);
+        }
+        Ok(())
+    }
+
+    /// The key under which the page cache shares this file's pages between every mapping of
+    /// it ([`crate::mm::page_cache`]); None: each fault reads a private copy of the page.
+    fn cache_key(&self) -> Option<InodeId> {
+        None
+    }
+
+    /// Writes a page-cache page back to storage: `data` is the file's content at `offset`
+    /// (page aligned), clipped to the file size by the caller. Only files with a
+    /// [`cache_key`](Self::cache_key) are asked.
+    fn write_back(&self, _offset: u64, _data: &[u8]) -> SysResult<()> {
+        Ok(())
     }
 
     /// Whether writes through this name are refused because the file system is read-only.
     fn read_only(&self) -> bool {
         false
+    }
+
+    /// Refuses an open for writing before the file is opened (sysfs attributes: EACCES even for
+    /// root, as Linux's kernfs). Files whose writes fail at write time keep the default.
+    fn check_open_for_write(&self) -> SysResult<()> {
+        Ok(())
     }
 
     /// Readiness now (POLLIN/POLLOUT/POLLERR/POLLHUP bits). Files that are always ready (regular
@@ -288,17 +354,23 @@ pub fn now() -> Timespec {
 /// Devices found at boot and not used by the file layer (network, vsock, …), for the core to
 /// hand to their drivers.
 pub fn init(cmdline: &str) -> Vec<Device> {
-    init_from(hal_pv::virtio::discover(cmdline))
+    init_from(
+        hal_pv::virtio::discover(cmdline),
+        &volumes::from_cmdline(cmdline),
+    )
 }
 
-/// [`init`] over devices already discovered: takes the first disk (the root), the first two
-/// consoles (hvc0: stdin+stdout, hvc1: stderr) and the first entropy source; returns the rest.
-pub fn init_from(devices: Vec<Device>) -> Vec<Device> {
+/// [`init`] over devices already discovered: takes the first disk (the root), one more disk
+/// per volume, the first two consoles (hvc0: stdin+stdout, hvc1: stderr) and the first entropy
+/// source; returns the rest.
+pub fn init_from(devices: Vec<Device>, volumes: &[volumes::Volume]) -> Vec<Device> {
     let mut rest = Vec::new();
     let (mut disk, mut consoles, mut rng) = (None, Vec::new(), None);
+    let mut volume_disks = Vec::new();
     for device in devices {
         match device.kind {
             Kind::Block if disk.is_none() => disk = Some(device),
+            Kind::Block if volume_disks.len() < volumes.len() => volume_disks.push(device),
             Kind::Console if consoles.len() < 2 => consoles.push(device),
             Kind::Entropy if rng.is_none() => rng = Some(device),
             _ => rest.push(device),
@@ -307,7 +379,7 @@ pub fn init_from(devices: Vec<Device>) -> Vec<Device> {
     let mut consoles = consoles.into_iter();
     tty::init(consoles.next(), consoles.next());
     devfs::init_random(rng);
-    let root: InodeRef = match disk.map(ext2::Ext2Fs::mount) {
+    let root: InodeRef = match disk.map(|d| ext2::Ext2Fs::mount(d, ext2::ROOT_DEV, false)) {
         Some(Ok(fs)) => fs.root(),
         Some(Err(why)) => {
             hal_pv::println!("fs: root disk not mounted ({why}); the root is an empty tmpfs");
@@ -323,7 +395,22 @@ pub fn init_from(devices: Vec<Device>) -> Vec<Device> {
     path::mount(&root, b"dev", dev.clone());
     path::mount(&dev, b"shm", tmpfs::TmpFs::new().root());
     path::mount(&root, b"tmp", tmpfs::TmpFs::new().root());
+    path::mount(&root, b"proc", procfs::root());
+    path::mount(&root, b"sys", sysfs::root());
+    for (index, (disk, volume)) in volume_disks.into_iter().zip(volumes).enumerate() {
+        volumes::mount(index + 1, disk, volume);
+    }
     rest
+}
+
+/// `sync(2)`: everything written reaches stable storage.
+pub fn sync_all() -> SysResult<()> {
+    ext2::sync_all()
+}
+
+/// Power-off: everything written reaches the disks, which are left clean.
+pub fn unmount_all() {
+    ext2::unmount_all()
 }
 
 /// Whether [`init`] has run.

@@ -54,7 +54,11 @@ pub fn root_if_mounted() -> Option<InodeRef> {
 
 /// Mounts `root` over `name` in directory `parent`.
 pub fn mount(parent: &InodeRef, name: &[u8], root: InodeRef) {
-    let path = canonical_path_of(parent, name);
+    mount_named(parent, name, root, canonical_path_of(parent, name));
+}
+
+/// [`mount`], with the mount point's absolute path given (for mounts below plain directories).
+pub fn mount_named(parent: &InodeRef, name: &[u8], root: InodeRef, path: Vec<u8>) {
     let root_id = root.id();
     MOUNTS.lock().push(Mount {
         parent: parent.id(),

@@ -17,7 +17,9 @@
 //! Owns: tmpfs instances and their nodes.
 
 use super::iobuf::PAGE;
-use super::{DirEntry, FileKind, Inode, InodeId, InodeRef, Io, ReadBuf, WriteBuf, downcast};
+use super::{
+    DirEntry, FileKind, Inode, InodeId, InodeRef, Io, ReadBuf, SetAttr, WriteBuf, downcast,
+};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
@@ -719,9 +721,23 @@ impl Inode for TmpInode {
         Ok(())
     }
 
-    fn set_mode(&self, mode: u32) -> SysResult<()> {
+    fn set_attr(&self, attr: &SetAttr) -> SysResult<()> {
         let mut meta = self.meta.lock();
-        meta.perm = mode & 0o7777;
+        if let Some(mode) = attr.mode {
+            meta.perm = mode & 0o7777;
+        }
+        if let Some(uid) = attr.uid {
+            meta.uid = uid;
+        }
+        if let Some(gid) = attr.gid {
+            meta.gid = gid;
+        }
+        if let Some(atime) = attr.atime {
+            meta.atime = atime;
+        }
+        if let Some(mtime) = attr.mtime {
+            meta.mtime = mtime;
+        }
         meta.ctime = super::now();
         Ok(())
     }

@@ -98,6 +98,23 @@ pub struct MmState {
     pub brk_start: u64,
     pub brk: u64,
     vector_slots: Vec<bool>,
+    /// What exec recorded about the program (for /proc/<pid>/{exe,cmdline,environ,stat}).
+    pub exec: ExecInfo,
+}
+
+/// What exec leaves in the memory map for procfs, as Linux keeps it in `mm_struct`.
+#[derive(Clone, Default)]
+pub struct ExecInfo {
+    /// The executable (`mm->exe_file`): /proc/<pid>/exe names its path.
+    pub exe: Option<FileRef>,
+    /// `[arg_start, arg_end)`: the argv strings in user memory (/proc/<pid>/cmdline).
+    pub arg_start: u64,
+    pub arg_end: u64,
+    /// `[env_start, env_end)`: the envp strings (/proc/<pid>/environ).
+    pub env_start: u64,
+    pub env_end: u64,
+    /// The initial stack pointer (`start_stack` of /proc/<pid>/stat).
+    pub start_stack: u64,
 }
 
 pub struct Mm {
@@ -114,6 +131,7 @@ impl Mm {
                 brk_start: 0,
                 brk: 0,
                 vector_slots: Vec::new(),
+                exec: ExecInfo::default(),
             }),
         }))
     }
@@ -129,6 +147,7 @@ impl Mm {
                 brk_start: state.brk_start,
                 brk: state.brk,
                 vector_slots: state.vector_slots.clone(),
+                exec: state.exec.clone(),
             }),
         }))
     }
@@ -230,8 +249,10 @@ impl Mm {
             Backing::File { file, offset } => {
                 let id = page_cache::cache_id(file);
                 let file_offset = offset + (page_va - vma.start);
-                let page = page_cache::get_or_read(file, id, file_offset).map_err(|_| false)?;
                 let mut flags = vma.flags();
+                let shared_write = vma.shared && flags.write;
+                let page = page_cache::get_or_read(file, id, file_offset, shared_write)
+                    .map_err(|_| false)?;
                 // Cached pages are shared by every mapper: private writable mappings get them
                 // read-only and copy on the first write. A write fault copies at once.
                 if !vma.shared && flags.write {
@@ -247,7 +268,9 @@ impl Mm {
                 }
                 self.space.map(page_va, page, flags).map_err(|_| false)?;
                 // Fault-around: neighbours already in the page cache cost no I/O, only a map.
-                let Some(id) = id else {
+                // (Not for shared writable maps: each page mapped there is marked dirty-mapped
+                // by its own fault.)
+                let Some(id) = id.filter(|_| !shared_write) else {
                     return Ok(());
                 };
                 let last = (page_va + FAULT_AROUND * PAGE_SIZE).min(vma.end);
@@ -315,8 +338,21 @@ impl Mm {
         }
         split(&mut state.vmas, start);
         split(&mut state.vmas, end);
+        // Shared file pages that become writable are unmapped, so that each is marked
+        // dirty-mapped in the page cache by its next fault (it stays in the cache).
+        let mut refault = Vec::new();
         for (_, vma) in state.vmas.range_mut(start..end) {
+            if vma.shared
+                && prot & PROT_WRITE != 0
+                && vma.prot & PROT_WRITE == 0
+                && matches!(vma.backing, Backing::File { .. })
+            {
+                refault.push((vma.start, vma.end));
+            }
             vma.prot = prot;
+        }
+        for (from, to) in refault {
+            self.space.unmap(from, to);
         }
         // Page tables change under the same lock as the VMAs (faults take it too).
         self.space.protect(start, end, |flags| PageFlags {
@@ -332,6 +368,22 @@ impl Mm {
         }
         drop(state);
         Ok(())
+    }
+
+    /// A copy of the VMAs in address order (for /proc/<pid>/maps: formatted without the lock).
+    pub fn vmas(&self) -> Vec<Vma> {
+        self.state.lock().vmas.values().cloned().collect()
+    }
+
+    /// `(brk_start, brk)`: where the heap starts and its current end.
+    pub fn brk_range(&self) -> (u64, u64) {
+        let state = self.state.lock();
+        (state.brk_start, state.brk)
+    }
+
+    /// A copy of what exec recorded (see [`ExecInfo`]).
+    pub fn exec_info(&self) -> ExecInfo {
+        self.state.lock().exec.clone()
     }
 
     /// madvise(DONTNEED): private anonymous pages read back as zeros.

@@ -1,43 +1,135 @@
-//! The page cache: file pages shared by every mapping of a file that cannot change (the
-//! read-only ext2 root), so the second exec of a program maps its pages instead of reading and
-//! copying them. A page is read straight into a fresh frame by the device (no ring-0 copy, no
-//! zeroing but of the tail past the end of file).
+//! The page cache: the pages of files whose inode has a cache key ([`Inode::cache_key`]: ext2
+//! files), shared by every mapping of the file. The second exec of a program maps its pages
+//! instead of reading them again, and every `MAP_SHARED` mapping of a file sees the same page,
+//! so a store through one is seen by the others at once.
 //!
-//! Files that can change (tmpfs) are read into a private page on every fault. Pages stay cached
-//! for the life of the machine (the root image is small); eviction comes with the read-write file
-//! system.
+//! A page is read straight into a fresh frame by the device (no ring-0 copy, no zeroing but of
+//! the tail past the end of file). Files without a key (tmpfs, devices) are read into a private
+//! page on every fault.
+//!
+//! Coherence with `read`/`write`, which go to the file system directly (a device request into
+//! or out of the user's buffer costs less here than a ring-0 copy through a cached page):
+//! - a `write` updates the pages cached for its range ([`update`]), so mappings see it;
+//! - pages mapped shared and writable may hold stores the disk has not seen: such a file is
+//!   *dirty-mapped*, and its `read`s take those pages from here ([`cached`]); `msync`, `fsync`,
+//!   `sync` and the unmount at power-off write them back ([`write_back`], [`write_back_all`]).
+//!   A page stays dirty-mapped while mapped: we cannot see stores, so each write-back writes every
+//!   such page of the range (the dirty bit in the page tables would spare that; not yet).
+//! - truncation drops the pages past the new end ([`truncate`]), freeing an inode drops all of
+//!   them ([`forget`]): its number will name another file.
+//!
+//! Pages stay cached until the file is freed or truncated; eviction under memory pressure is
+//! not done yet.
 
-use crate::fs::FileRef;
-use alloc::collections::BTreeMap;
+use crate::fs::{FileRef, InodeId, InodeRef};
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
 use hal_pv::mm::PAGE_SIZE;
 use hal_pv::mm::frames::{self, Page};
 use noa_linux_abi::errno::{Errno, SysResult};
 use spin::Mutex;
 
-/// (inode, page index) → page, for files of the read-only root.
-static CACHE: Mutex<BTreeMap<(u64, u64), Page>> = Mutex::new(BTreeMap::new());
+/// Pages a cache miss reads at once (64 KiB): a program's faults walk its file mostly forward,
+/// and a batch of device requests costs little more than one.
+const READ_AHEAD: u64 = 16;
 
-/// Which file's pages may be cached: its inode number, if the file cannot change (it lives on
-/// the read-only root). Asked once per fault, not per page.
-pub fn cache_id(file: &FileRef) -> Option<u64> {
-    let stat = file.inode().stat().ok()?;
-    (stat.dev == crate::fs::ext2::DEV).then_some(stat.ino)
+/// (file, page index) → page.
+static CACHE: Mutex<BTreeMap<(InodeId, u64), Page>> = Mutex::new(BTreeMap::new());
+
+/// Dirty-mapped files: their pages mapped shared and writable (by page index), and the inode to
+/// write them back through.
+static DIRTY: Mutex<BTreeMap<InodeId, DirtyFile>> = Mutex::new(BTreeMap::new());
+
+struct DirtyFile {
+    inode: Weak<dyn crate::fs::Inode>,
+    pages: BTreeSet<u64>,
 }
 
-/// The cached page at `offset` of the file with cache id `id`, without reading.
-pub fn cached(id: u64, offset: u64) -> Option<Page> {
-    CACHE.lock().get(&(id, offset / PAGE_SIZE)).cloned()
+/// The key of `file`'s pages, if its file system shares them. Asked once per fault.
+pub fn cache_id(file: &FileRef) -> Option<InodeId> {
+    file.inode().cache_key()
+}
+
+/// The cached page at `offset` of the file with key `key`, without reading.
+pub fn cached(key: InodeId, offset: u64) -> Option<Page> {
+    CACHE.lock().get(&(key, offset / PAGE_SIZE)).cloned()
+}
+
+/// Bytes the cache holds (the `Cached:` line of /proc/meminfo).
+pub fn cached_bytes() -> u64 {
+    CACHE.lock().len() as u64 * PAGE_SIZE
 }
 
 /// The page at `offset` (page aligned) of `file`: cached, or read now (and cached if the file
-/// has a cache id, see [`cache_id`]).
-pub fn get_or_read(file: &FileRef, id: Option<u64>, offset: u64) -> SysResult<Page> {
-    let key = id.map(|id| (id, offset / PAGE_SIZE));
-    if let Some(key) = key
-        && let Some(page) = CACHE.lock().get(&key)
-    {
-        return Ok(page.clone());
+/// has a key, see [`cache_id`]). `shared_write`: the page is being mapped shared and writable,
+/// so the file becomes dirty-mapped.
+pub fn get_or_read(
+    file: &FileRef,
+    key: Option<InodeId>,
+    offset: u64,
+    shared_write: bool,
+) -> SysResult<Page> {
+    let index = offset / PAGE_SIZE;
+    let page = match key {
+        None => read_page(file, offset)?,
+        Some(key) => match cached(key, offset) {
+            Some(page) => page,
+            None => read_ahead(file, key, offset)?,
+        },
+    };
+    if shared_write && let Some(key) = key {
+        DIRTY
+            .lock()
+            .entry(key)
+            .or_insert_with(|| DirtyFile {
+                inode: Arc::downgrade(file.inode()),
+                pages: BTreeSet::new(),
+            })
+            .pages
+            .insert(index);
     }
+    Ok(page)
+}
+
+/// Reads the page at `offset` and up to [`READ_AHEAD`] - 1 pages after it (inside the file, up
+/// to the first one already cached) into the cache, in one call of the file system (ext2 makes
+/// it one batch of device requests straight into the frames); returns the first.
+fn read_ahead(file: &FileRef, key: InodeId, offset: u64) -> SysResult<Page> {
+    let first = offset / PAGE_SIZE;
+    let end = file.inode().size().div_ceil(PAGE_SIZE).max(first + 1);
+    let mut count = 1;
+    {
+        let cache = CACHE.lock();
+        while count < READ_AHEAD
+            && first + count < end
+            && !cache.contains_key(&(key, first + count))
+        {
+            count += 1;
+        }
+    }
+    let mut frames = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        frames.push(frames::alloc().ok_or(Errno::ENOMEM)?);
+    }
+    {
+        let mut pages: Vec<&mut [u8]> = frames.iter_mut().map(|f| &mut f.bytes_mut()[..]).collect();
+        file.inode().read_pages(offset, &mut pages)?;
+    }
+    let mut cache = CACHE.lock();
+    let mut result = None;
+    for (i, frame) in frames.into_iter().enumerate() {
+        let page = cache
+            .entry((key, first + i as u64))
+            .or_insert_with(|| Page::from_frame(frame))
+            .clone();
+        result.get_or_insert(page);
+    }
+    result.ok_or(Errno::EIO)
+}
+
+/// A fresh page holding the file's bytes at `offset`, zeros past the end of file.
+fn read_page(file: &FileRef, offset: u64) -> SysResult<Page> {
     let mut frame = frames::alloc().ok_or(Errno::ENOMEM)?;
     let bytes = frame.bytes_mut();
     let mut filled = 0;
@@ -49,9 +141,128 @@ pub fn get_or_read(file: &FileRef, id: Option<u64>, offset: u64) -> SysResult<Pa
         filled += n;
     }
     bytes[filled..].fill(0);
-    let page = Page::from_frame(frame);
-    if let Some(key) = key {
-        CACHE.lock().entry(key).or_insert_with(|| page.clone());
+    Ok(Page::from_frame(frame))
+}
+
+/// Whether `key`'s file has pages mapped shared and writable (its reads must look here first).
+pub fn dirty_mapped(key: InodeId) -> bool {
+    DIRTY.lock().contains_key(&key)
+}
+
+/// A `write` of `data` at `offset` reached the file: cached pages of the range take the bytes.
+pub fn update(key: InodeId, offset: u64, data: &[u8]) {
+    if data.is_empty() {
+        return;
     }
-    Ok(page)
+    let first = offset / PAGE_SIZE;
+    let last = (offset + data.len() as u64 - 1) / PAGE_SIZE;
+    let cache = CACHE.lock();
+    for ((_, index), page) in cache.range((key, first)..=(key, last)) {
+        let page_start = index * PAGE_SIZE;
+        let from = offset.max(page_start);
+        let to = (offset + data.len() as u64).min(page_start + PAGE_SIZE);
+        let src = &data[(from - offset) as usize..(to - offset) as usize];
+        page.write((from - page_start) as usize, src);
+    }
+}
+
+/// Writes `key`'s dirty-mapped pages in `[start, end)` back through its inode (`msync`,
+/// `fsync`). Pages past the file's size are skipped, the last one clipped.
+pub fn write_back(key: InodeId, start: u64, end: u64) -> SysResult<()> {
+    let (inode, indices) = {
+        let dirty = DIRTY.lock();
+        let Some(file) = dirty.get(&key) else {
+            return Ok(());
+        };
+        let Some(inode) = file.inode.upgrade() else {
+            return Ok(());
+        };
+        let indices: Vec<u64> = file
+            .pages
+            .range(start / PAGE_SIZE..end.div_ceil(PAGE_SIZE))
+            .copied()
+            .collect();
+        (inode, indices)
+    };
+    write_pages(key, &inode, &indices)
+}
+
+fn write_pages(key: InodeId, inode: &InodeRef, indices: &[u64]) -> SysResult<()> {
+    let size = inode.size();
+    let mut buf = alloc::vec![0u8; PAGE_SIZE as usize];
+    for &index in indices {
+        let offset = index * PAGE_SIZE;
+        if offset >= size {
+            break;
+        }
+        let Some(page) = cached(key, offset) else {
+            continue;
+        };
+        let len = (size - offset).min(PAGE_SIZE) as usize;
+        page.read(0, &mut buf[..len]);
+        inode.write_back(offset, &buf[..len])?;
+    }
+    Ok(())
+}
+
+/// Writes back every dirty-mapped page of every file (`sync`, power-off). Files whose inode is
+/// gone are dropped from the list.
+pub fn write_back_all() -> SysResult<()> {
+    let files: Vec<(InodeId, Option<InodeRef>, Vec<u64>)> = {
+        let dirty = DIRTY.lock();
+        dirty
+            .iter()
+            .map(|(&key, file)| {
+                (
+                    key,
+                    file.inode.upgrade(),
+                    file.pages.iter().copied().collect(),
+                )
+            })
+            .collect()
+    };
+    let mut result = Ok(());
+    for (key, inode, indices) in files {
+        match inode {
+            Some(inode) => {
+                if let Err(e) = write_pages(key, &inode, &indices) {
+                    result = Err(e);
+                }
+            }
+            None => {
+                DIRTY.lock().remove(&key);
+            }
+        }
+    }
+    result
+}
+
+/// The file was cut to `size`: pages wholly past it are dropped, the tail of a partial last
+/// page is zeroed (a later extension must read zeros there).
+pub fn truncate(key: InodeId, size: u64) {
+    let first_gone = size.div_ceil(PAGE_SIZE);
+    let mut cache = CACHE.lock();
+    let gone: Vec<(InodeId, u64)> = cache
+        .range((key, first_gone)..=(key, u64::MAX))
+        .map(|(k, _)| *k)
+        .collect();
+    for k in gone {
+        cache.remove(&k);
+    }
+    if size % PAGE_SIZE != 0
+        && let Some(page) = cache.get(&(key, size / PAGE_SIZE))
+    {
+        let at = (size % PAGE_SIZE) as usize;
+        page.zero(at, PAGE_SIZE as usize - at);
+    }
+    drop(cache);
+    if let Some(file) = DIRTY.lock().get_mut(&key) {
+        file.pages.retain(|&index| index < first_gone);
+    }
+}
+
+/// The file was freed: every page goes (its inode number will name another file).
+pub fn forget(key: InodeId) {
+    truncate(key, 0);
+    DIRTY.lock().remove(&key);
 }

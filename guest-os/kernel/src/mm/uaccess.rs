@@ -35,6 +35,15 @@ pub fn copy_to_user(addr: u64, bytes: &[u8]) -> SysResult<()> {
     copy_to_mm(&crate::task::current().process.mm(), addr, bytes)
 }
 
+/// Copies `mm`'s memory at `addr` into `buf`; `mm` need not be the current process's
+/// (/proc/<pid>/cmdline reads another process's argv).
+pub fn copy_from_mm(mm: &Mm, addr: u64, buf: &mut [u8]) -> SysResult<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    with_faults(mm, || mm.space.read(addr, buf))
+}
+
 /// Copies `bytes` into `mm` at `addr`, which need not be the current process's (a child's
 /// memory before it runs).
 pub fn copy_to_mm(mm: &Mm, addr: u64, bytes: &[u8]) -> SysResult<()> {

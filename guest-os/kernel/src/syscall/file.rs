@@ -51,6 +51,10 @@ pub const TABLE: &[(usize, super::Handler)] = &[
     (nr::SYS_FSYNC, fsync),
     (nr::SYS_FDATASYNC, fsync),
     (nr::SYS_FLOCK, flock),
+    (nr::SYS_SYNC, sync),
+    (nr::SYS_SYNCFS, syncfs),
+    (nr::SYS_SYNC_FILE_RANGE, sync_file_range),
+    (nr::SYS_FALLOCATE, fallocate),
     (nr::SYS_FADVISE64, fadvise64),
 ];
 
@@ -487,13 +491,94 @@ fn fsync(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn flock(a: &[u64; 6]) -> SysResult<u64> {
-    // LOCK_SH 1, LOCK_EX 2, LOCK_NB 4, LOCK_UN 8.
-    let op = a[1] as u32;
-    if op & !(1 | 2 | 4 | 8) != 0 || op & (1 | 2 | 8) == 0 {
+/// sync: never fails (Linux's returns nothing); a failure is on the console.
+fn sync(_: &[u64; 6]) -> SysResult<u64> {
+    if let Err(e) = crate::fs::sync_all() {
+        crate::klog!("sync: {e:?}");
+    }
+    Ok(0)
+}
+
+/// syncfs: the file system of `fd`; every file system is synced (there are few, and one sync
+/// of a clean one costs a device flush).
+fn syncfs(a: &[u64; 6]) -> SysResult<u64> {
+    file(a[0])?;
+    crate::fs::sync_all()?;
+    Ok(0)
+}
+
+/// sync_file_range: the whole file, whatever the range and flags (a superset of what is asked).
+fn sync_file_range(a: &[u64; 6]) -> SysResult<u64> {
+    const VALID: u64 = 1 | 2 | 4;
+    if (a[1] as i64) < 0 || (a[2] as i64) < 0 || a[3] & !VALID != 0 {
         return Err(Errno::EINVAL);
     }
-    file(a[0])?;
+    let file = file(a[0])?;
+    if file.inode().kind() == FileKind::Fifo {
+        return Err(Errno::ESPIPE);
+    }
+    file.inode().sync()?;
+    Ok(0)
+}
+
+/// fallocate: mode 0 (extend) and FALLOC_FL_KEEP_SIZE; the file system decides how (see
+/// `Inode::allocate`). Punching and zeroing ranges: EOPNOTSUPP.
+fn fallocate(a: &[u64; 6]) -> SysResult<u64> {
+    const FALLOC_FL_KEEP_SIZE: u64 = 1;
+    let (mode, offset, len) = (a[1], a[2] as i64, a[3] as i64);
+    if offset < 0 || len <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let file = file(a[0])?;
+    if !file.writable() {
+        return Err(Errno::EBADF);
+    }
+    match file.inode().kind() {
+        FileKind::Regular => {}
+        FileKind::Directory => return Err(Errno::EISDIR),
+        FileKind::Fifo => return Err(Errno::ESPIPE),
+        _ => return Err(Errno::ENODEV),
+    }
+    if mode & !FALLOC_FL_KEEP_SIZE != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let end = (offset as u64)
+        .checked_add(len as u64)
+        .ok_or(Errno::EFBIG)?;
+    if end > i64::MAX as u64 {
+        return Err(Errno::EFBIG);
+    }
+    let inode = file.inode();
+    match inode.allocate(offset as u64, len as u64, mode & FALLOC_FL_KEEP_SIZE != 0) {
+        // A file system that cannot reserve space still extends the file as asked.
+        Err(Errno::EOPNOTSUPP) => {
+            if mode & FALLOC_FL_KEEP_SIZE == 0 && end > inode.size() {
+                inode.truncate(end)?;
+            }
+            Ok(0)
+        }
+        result => result.map(|()| 0),
+    }
+}
+
+fn flock(a: &[u64; 6]) -> SysResult<u64> {
+    use crate::fs::flock::Request;
+    const LOCK_SH: u32 = 1;
+    const LOCK_EX: u32 = 2;
+    const LOCK_NB: u32 = 4;
+    const LOCK_UN: u32 = 8;
+    let op = a[1] as u32;
+    let request = match op & !LOCK_NB {
+        LOCK_SH => Request::Shared,
+        LOCK_EX => Request::Exclusive,
+        LOCK_UN => Request::Unlock,
+        _ => return Err(Errno::EINVAL),
+    };
+    let file = file(a[0])?;
+    if file.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    file.flock(request, op & LOCK_NB != 0)?;
     Ok(0)
 }
 

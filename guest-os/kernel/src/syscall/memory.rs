@@ -1,6 +1,7 @@
 //! Memory system calls: brk, mmap, munmap, mprotect, mremap, madvise, msync, mlock and friends.
 
 use crate::mm::{self, Backing, MMAP_END, Vma, page_align_down, page_align_up};
+use alloc::vec::Vec;
 use noa_linux_abi::errno::{Errno, SysResult};
 use noa_linux_abi::mm::*;
 use noa_linux_abi::syscalls as nr;
@@ -109,9 +110,18 @@ fn mmap(a: &[u64; 6]) -> SysResult<u64> {
             .files
             .lock()
             .get(super::fd_arg(fd as u64)?)?;
+        if !file.readable() {
+            return Err(Errno::EACCES);
+        }
         if shared && prot & PROT_WRITE != 0 {
-            // Writable shared file mappings come with the read-write file system (issue 5).
-            return Err(Errno::ENODEV);
+            if !file.writable() {
+                return Err(Errno::EACCES);
+            }
+            // Stores must reach the file: only files whose pages the page cache shares
+            // (ext2) can be mapped so.
+            if file.inode().cache_key().is_none() {
+                return Err(Errno::ENODEV);
+            }
         }
         Backing::File { file, offset }
     };
@@ -274,8 +284,46 @@ fn madvise(a: &[u64; 6]) -> SysResult<u64> {
     }
 }
 
+/// msync: writes back the shared file pages of the range (MS_ASYNC too: the write-back is
+/// cheap next to the trap, and a later crash then loses less). MS_INVALIDATE is a no-op: every
+/// mapping of a file shares its cached pages.
 fn msync(a: &[u64; 6]) -> SysResult<u64> {
-    user_range(a[0], a[1])?;
+    const MS_ASYNC: u64 = 1;
+    const MS_INVALIDATE: u64 = 2;
+    const MS_SYNC: u64 = 4;
+    let (start, flags) = (a[0], a[2]);
+    if start % 4096 != 0
+        || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & (MS_ASYNC | MS_SYNC) == (MS_ASYNC | MS_SYNC)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let end = user_range(start, a[1])?;
+    let mm = current_mm();
+    let mut files = Vec::new();
+    {
+        let state = mm.state.lock();
+        let mut at = start;
+        while at < end {
+            let vma = crate::mm::find(&state.vmas, at).ok_or(Errno::ENOMEM)?;
+            if let Backing::File { file, offset } = &vma.backing
+                && vma.shared
+            {
+                let from = offset + (at.max(vma.start) - vma.start);
+                let to = offset + (end.min(vma.end) - vma.start);
+                files.push((file.clone(), from, to));
+            }
+            at = vma.end;
+        }
+    }
+    for (file, from, to) in files {
+        if let Some(key) = file.inode().cache_key() {
+            crate::mm::page_cache::write_back(key, from, to)?;
+            if flags & MS_SYNC != 0 {
+                file.inode().sync()?;
+            }
+        }
+    }
     Ok(0)
 }
 

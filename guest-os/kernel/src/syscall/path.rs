@@ -10,13 +10,12 @@
 //!
 //! Partial: O_CREAT through a dangling symlink fails with ENOENT (Linux creates the target);
 //! RENAME_EXCHANGE and RENAME_WHITEOUT are EINVAL; chown succeeds without changing owners and
-//! utimensat without changing times (on tmpfs; EROFS on the root); readlink of /proc/self/exe
-//! and /proc/self/fd/N is answered here until a procfs exists.
+//! utimensat without changing times (on tmpfs; EROFS on the root).
 
 use super::file::{file, install};
 use crate::fs::iobuf::with_bounce;
 use crate::fs::path::{self, Resolved, Start};
-use crate::fs::{FileKind, FileRef, InodeRef, OpenFile, PATH_MAX};
+use crate::fs::{FileKind, FileRef, InodeRef, OpenFile, PATH_MAX, SetAttr};
 use crate::mm::uaccess;
 use alloc::vec::Vec;
 use noa_linux_abi::errno::{Errno, SysResult};
@@ -27,6 +26,7 @@ use noa_linux_abi::fcntl::{
 };
 use noa_linux_abi::stat::{Stat, Statx, encode_dirent64, major, minor};
 use noa_linux_abi::syscalls as nr;
+use noa_linux_abi::time::{Timespec, UTIME_NOW, UTIME_OMIT};
 
 pub const TABLE: &[(usize, super::Handler)] = &[
     (nr::SYS_OPEN, open),
@@ -47,6 +47,8 @@ pub const TABLE: &[(usize, super::Handler)] = &[
     (nr::SYS_CHDIR, chdir),
     (nr::SYS_FCHDIR, fchdir),
     (nr::SYS_MKDIR, mkdir),
+    (nr::SYS_MKNOD, mknod),
+    (nr::SYS_MKNODAT, mknodat),
     (nr::SYS_MKDIRAT, mkdirat),
     (nr::SYS_UNLINK, unlink),
     (nr::SYS_UNLINKAT, unlinkat),
@@ -62,7 +64,7 @@ pub const TABLE: &[(usize, super::Handler)] = &[
     (nr::SYS_FCHMOD, fchmod),
     (nr::SYS_FCHMODAT, fchmodat),
     (nr::SYS_CHOWN, chown),
-    (nr::SYS_LCHOWN, chown),
+    (nr::SYS_LCHOWN, lchown),
     (nr::SYS_FCHOWN, fchown),
     (nr::SYS_FCHOWNAT, fchownat),
     (nr::SYS_UTIMENSAT, utimensat),
@@ -221,6 +223,9 @@ fn do_open(dirfd: u64, path_addr: u64, flags: u32, mode: u32) -> SysResult<u64> 
             FileKind::Fifo | FileKind::Socket | FileKind::BlockDevice => return Err(Errno::ENXIO),
             FileKind::Regular if wants_write && inode.read_only() => return Err(Errno::EROFS),
             _ => {}
+        }
+        if wants_write {
+            inode.check_open_for_write()?;
         }
         if flags & O_TRUNC != 0 && wants_write && kind == FileKind::Regular && !created {
             inode.truncate(0)?;
@@ -436,46 +441,17 @@ fn getdents64(a: &[u64; 6]) -> SysResult<u64> {
     Ok(used as u64)
 }
 
-/// What readlink answers for the /proc/self links until a procfs exists.
-fn proc_self_link(path: &[u8]) -> Option<SysResult<Vec<u8>>> {
-    let rest = path
-        .strip_prefix(b"/proc/self/")
-        .or_else(|| path.strip_prefix(b"/proc/thread-self/"))?;
-    let process = crate::task::current().process.clone();
-    if rest == b"exe" {
-        let exe = process.exe.lock().clone();
-        return Some(if exe.is_empty() {
-            Err(Errno::ENOENT)
-        } else {
-            Ok(exe)
-        });
-    }
-    if rest == b"cwd" {
-        return Some(Ok(process.fs.lock().cwd_path().to_vec()));
-    }
-    let fd = core::str::from_utf8(rest.strip_prefix(b"fd/")?)
-        .ok()?
-        .parse::<i32>()
-        .ok()?;
-    Some(process.files.lock().get(fd).map(|f| f.path()))
-}
-
 fn do_readlink(dirfd: u64, path_addr: u64, buf: u64, size: u64) -> SysResult<u64> {
     let size = size as i32;
     if size <= 0 {
         return Err(Errno::EINVAL);
     }
     let path = read_path(path_addr)?;
-    let target = match proc_self_link(&path) {
-        Some(target) => target?,
-        None => {
-            let found = lookup_at(dirfd, &path, false, false)?;
-            if found.inode.kind() != FileKind::Symlink {
-                return Err(Errno::EINVAL);
-            }
-            found.inode.readlink()?
-        }
-    };
+    let found = lookup_at(dirfd, &path, false, false)?;
+    if found.inode.kind() != FileKind::Symlink {
+        return Err(Errno::EINVAL);
+    }
+    let target = found.inode.readlink()?;
     let n = target.len().min(size as usize);
     uaccess::copy_to_user(buf, &target[..n])?;
     Ok(n as u64)
@@ -536,6 +512,37 @@ fn do_mkdir(dirfd: u64, path_addr: u64, mode: u32) -> SysResult<u64> {
         .inode
         .create(&parent.name, FileKind::Directory, perm)?;
     Ok(0)
+}
+
+/// mknod: regular files and FIFOs (a FIFO on disk is a name; opening one gives ENXIO until
+/// named pipes are opened through the file system). Device nodes: EPERM (devfs has them).
+fn do_mknod(dirfd: u64, path_addr: u64, mode: u32) -> SysResult<u64> {
+    use noa_linux_abi::stat::{S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
+    let kind = match mode & S_IFMT {
+        0 | S_IFREG => FileKind::Regular,
+        S_IFIFO => FileKind::Fifo,
+        S_IFSOCK => FileKind::Socket,
+        S_IFCHR | S_IFBLK => return Err(Errno::EPERM),
+        _ => return Err(Errno::EINVAL),
+    };
+    let path = read_path(path_addr)?;
+    let parent = parent_at(dirfd, &path)?;
+    if matches!(parent.name.as_slice(), b"." | b".." | b"/")
+        || path::lookup_child(&parent.dir.inode, &parent.name).is_ok()
+    {
+        return Err(Errno::EEXIST);
+    }
+    let perm = mode & 0o7777 & !umask_now();
+    parent.dir.inode.create(&parent.name, kind, perm)?;
+    Ok(0)
+}
+
+fn mknod(a: &[u64; 6]) -> SysResult<u64> {
+    do_mknod(AT_FDCWD_ARG, a[0], a[1] as u32)
+}
+
+fn mknodat(a: &[u64; 6]) -> SysResult<u64> {
+    do_mknod(a[0], a[1], a[2] as u32)
 }
 
 fn mkdir(a: &[u64; 6]) -> SysResult<u64> {
@@ -700,38 +707,60 @@ fn linkat(a: &[u64; 6]) -> SysResult<u64> {
 fn chmod(a: &[u64; 6]) -> SysResult<u64> {
     let path = read_path(a[0])?;
     let found = lookup_at(AT_FDCWD_ARG, &path, true, false)?;
-    found.inode.set_mode(a[1] as u32)?;
-    Ok(0)
+    set_mode(&found.inode, a[1])
 }
 
 fn fchmod(a: &[u64; 6]) -> SysResult<u64> {
     let file = file(a[0])?;
-    file.inode().set_mode(a[1] as u32)?;
-    Ok(0)
+    set_mode(file.inode(), a[1])
 }
 
 fn fchmodat(a: &[u64; 6]) -> SysResult<u64> {
     let path = read_path(a[1])?;
     let found = lookup_at(a[0], &path, true, false)?;
-    found.inode.set_mode(a[2] as u32)?;
+    set_mode(&found.inode, a[2])
+}
+
+fn set_mode(inode: &InodeRef, mode: u64) -> SysResult<u64> {
+    inode.set_attr(&SetAttr {
+        mode: Some(mode as u32 & 0o7777),
+        ..SetAttr::default()
+    })?;
     Ok(0)
 }
 
-/// chown and friends: everything belongs to root and stays so; EROFS on the read-only root.
-fn chown_checked(inode: &InodeRef) -> SysResult<u64> {
-    if inode.read_only() {
-        return Err(Errno::EROFS);
-    }
+/// chown and friends: `-1` (as u32) leaves an id unchanged. Everything runs as root, so every
+/// change is allowed.
+fn set_owner(inode: &InodeRef, uid: u64, gid: u64) -> SysResult<u64> {
+    let id = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
+    inode.set_attr(&SetAttr {
+        uid: id(uid),
+        gid: id(gid),
+        ..SetAttr::default()
+    })?;
     Ok(0)
 }
 
 fn chown(a: &[u64; 6]) -> SysResult<u64> {
     let path = read_path(a[0])?;
-    chown_checked(&lookup_at(AT_FDCWD_ARG, &path, true, false)?.inode)
+    set_owner(
+        &lookup_at(AT_FDCWD_ARG, &path, true, false)?.inode,
+        a[1],
+        a[2],
+    )
+}
+
+fn lchown(a: &[u64; 6]) -> SysResult<u64> {
+    let path = read_path(a[0])?;
+    set_owner(
+        &lookup_at(AT_FDCWD_ARG, &path, false, false)?.inode,
+        a[1],
+        a[2],
+    )
 }
 
 fn fchown(a: &[u64; 6]) -> SysResult<u64> {
-    chown_checked(file(a[0])?.inode())
+    set_owner(file(a[0])?.inode(), a[1], a[2])
 }
 
 fn fchownat(a: &[u64; 6]) -> SysResult<u64> {
@@ -746,7 +775,7 @@ fn fchownat(a: &[u64; 6]) -> SysResult<u64> {
         flags & AT_SYMLINK_NOFOLLOW == 0,
         flags & AT_EMPTY_PATH != 0,
     )?;
-    chown_checked(&found.inode)
+    set_owner(&found.inode, a[2], a[3])
 }
 
 fn utimensat(a: &[u64; 6]) -> SysResult<u64> {
@@ -767,11 +796,33 @@ fn utimensat(a: &[u64; 6]) -> SysResult<u64> {
         )?
         .inode
     };
-    if a[2] != 0 {
-        let mut times = [0u8; 32];
-        uaccess::copy_from_user(a[2], &mut times)?;
+    // NULL times: both now. Otherwise each is a time, UTIME_NOW or UTIME_OMIT.
+    let now = crate::fs::now();
+    let (atime, mtime) = if a[2] == 0 {
+        (Some(now), Some(now))
+    } else {
+        let mut raw = [0u8; 2 * Timespec::SIZE];
+        uaccess::copy_from_user(a[2], &mut raw)?;
+        let pick = |bytes: &[u8]| -> SysResult<Option<Timespec>> {
+            let t = Timespec::decode(bytes).ok_or(Errno::EINVAL)?;
+            match t.nsec {
+                UTIME_OMIT => Ok(None),
+                UTIME_NOW => Ok(Some(now)),
+                0..=999_999_999 => Ok(Some(t)),
+                _ => Err(Errno::EINVAL),
+            }
+        };
+        (pick(&raw[..Timespec::SIZE])?, pick(&raw[Timespec::SIZE..])?)
+    };
+    if atime.is_none() && mtime.is_none() {
+        return Ok(0);
     }
-    chown_checked(&inode)
+    inode.set_attr(&SetAttr {
+        atime,
+        mtime,
+        ..SetAttr::default()
+    })?;
+    Ok(0)
 }
 
 fn umask(a: &[u64; 6]) -> SysResult<u64> {

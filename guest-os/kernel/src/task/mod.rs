@@ -29,6 +29,12 @@ pub fn next_id() -> u32 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// How many process/thread IDs have been handed out (`processes` of /proc/stat: forks since
+/// boot, threads included).
+pub fn ids_issued() -> u32 {
+    NEXT_ID.load(Ordering::Relaxed).saturating_sub(1)
+}
+
 /// Creates process 1 running `/sbin/init` and makes it runnable.
 pub fn spawn_init(
     argv: alloc::vec::Vec<alloc::vec::Vec<u8>>,

@@ -66,6 +66,8 @@ pub struct Process {
     /// User time of threads that have exited, and of reaped children (times(), getrusage).
     pub dead_user_ns: AtomicU64,
     pub children_user_ns: AtomicU64,
+    /// When it was created, in ns since boot (`starttime` of /proc/<pid>/stat).
+    pub start_ns: u64,
 }
 
 static PROCESSES: Mutex<BTreeMap<u32, Weak<Process>>> = Mutex::new(BTreeMap::new());
@@ -109,6 +111,7 @@ impl Process {
             exe: Mutex::new(Vec::new()),
             dead_user_ns: AtomicU64::new(0),
             children_user_ns: AtomicU64::new(0),
+            start_ns: hal_pv::time::now_ns(),
         });
         PROCESSES.lock().insert(pid, Arc::downgrade(&process));
         process
@@ -173,6 +176,11 @@ impl Process {
 /// The process with ID `pid`, if it exists (zombies included).
 pub fn find(pid: u32) -> Option<Arc<Process>> {
     PROCESSES.lock().get(&pid).and_then(Weak::upgrade)
+}
+
+/// The IDs of all processes (zombies included), in increasing order (for listing /proc).
+pub fn pids() -> Vec<u32> {
+    PROCESSES.lock().keys().copied().collect()
 }
 
 /// All processes (for kill of a group or of everything).

@@ -93,6 +93,11 @@ impl Thread {
         self.sleeping.swap(false, Ordering::SeqCst)
     }
 
+    /// Whether the thread is asleep (or about to be): `S` rather than `R` in /proc.
+    pub fn is_asleep(&self) -> bool {
+        self.sleeping.load(Ordering::Relaxed)
+    }
+
     /// Time spent in user mode, in ns.
     pub fn user_ns(&self) -> u64 {
         hal_pv::time::tsc_delta_to_ns(self.user_tsc.load(Ordering::Relaxed))
