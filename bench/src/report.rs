@@ -405,9 +405,12 @@ pub fn files_table(r: &files::Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "files benchmark: guest ext2 on a fresh {} MiB --volume disk vs native in a directory beside it ({}), {} rounds, interleaved ({})",
+        "files benchmark: guest ext2 on a fresh {} MiB --volume disk vs native in a directory beside it (under {}), {} rounds, interleaved ({})",
         r.disk.mib,
-        r.disk.host_dir,
+        Path::new(&r.disk.host_dir)
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .display(),
         r.runs,
         host_words(&r.host)
     );

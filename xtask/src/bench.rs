@@ -7,6 +7,10 @@
 //! (without --snapshot, as the issue states it; the VMM refuses that for an image another VMM has
 //! open, as tests often have guest.img).
 //!
+//! `files` likewise compiles bench/programs/files.c into `<target>/noa-bench/files` and writes
+//! `target/noa/bench-files.img` (the guest image plus it at /opt/noa-bench/files); the benchmark
+//! boots a private copy of that and makes its ext2 disks with the mke2fs found here.
+//!
 //! `python` runs on guest.img itself (it carries python3) against the host's /usr/bin/python3.11.
 //!
 //! With `NOA_BENCH_NO_BUILD=1` the VMM and kernel already in target/noa are used as they are
@@ -24,10 +28,15 @@ const BENCHMARKS: &[(&str, bool, u32)] = &[
     ("net", true, 3),
     ("linux", false, 3),
     ("python", false, 3),
+    ("files", false, 3),
 ];
 
-/// Where the linux benchmark's program goes in its image.
-const LINUX_GUEST_PROGRAM: &str = "/opt/noa-bench/linux_abi";
+/// The benchmarks that run a program of bench/programs/ from an image of their own: (benchmark,
+/// program, where it goes in the image).
+const PROGRAMS: &[(&str, &str, &str)] = &[
+    ("linux", "linux_abi", "/opt/noa-bench/linux_abi"),
+    ("files", "files", "/opt/noa-bench/files"),
+];
 
 pub fn run(which: &str, runs: Option<u32>) -> Result<()> {
     let Some(&(name, needs_kernel, default_runs)) =
@@ -64,16 +73,16 @@ pub fn run(which: &str, runs: Option<u32>) -> Result<()> {
         .arg(runs.unwrap_or(default_runs).to_string())
         .arg("--vmm")
         .arg(noa.join("vmm"));
-    if name == "linux" {
-        let program = build_linux_program()?;
-        let image = noa.join("bench-linux.img");
+    if let Some(&(_, source, guest_program)) = PROGRAMS.iter().find(|(bench, ..)| *bench == name) {
+        let program = build_program(source)?;
+        let image = noa.join(format!("bench-{name}.img"));
         crate::deps::ensure_rust_targets()?;
         crate::image::write_image(
             &noa,
             &image,
             &[crate::image::Add {
                 host: program.clone(),
-                guest: LINUX_GUEST_PROGRAM.into(),
+                guest: guest_program.into(),
             }],
         )?;
         command
@@ -82,9 +91,13 @@ pub fn run(which: &str, runs: Option<u32>) -> Result<()> {
             .arg("--program")
             .arg(&program)
             .arg("--guest-program")
-            .arg(LINUX_GUEST_PROGRAM);
+            .arg(guest_program);
     } else {
         command.arg("--image").arg(noa.join("guest.img"));
+    }
+    if name == "files" {
+        let mke2fs = crate::deps::find("mke2fs").context("no mke2fs: install e2fsprogs")?;
+        command.arg("--mke2fs").arg(mke2fs);
     }
     if needs_kernel {
         command.arg("--kernel").arg(noa.join("kernel.elf"));
@@ -95,13 +108,13 @@ pub fn run(which: &str, runs: Option<u32>) -> Result<()> {
     run_command(&mut command)
 }
 
-/// Compiles bench/programs/linux_abi.c with `gcc -O2 -static`; returns the program's path.
-fn build_linux_program() -> Result<PathBuf> {
-    let source = crate::root().join("bench/programs/linux_abi.c");
+/// Compiles bench/programs/NAME.c with `gcc -O2 -static`; returns the program's path.
+fn build_program(name: &str) -> Result<PathBuf> {
+    let source = crate::root().join(format!("bench/programs/{name}.c"));
     let out_dir = crate::build::target_dir().join("noa-bench");
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let program = out_dir.join("linux_abi");
+    let program = out_dir.join(name);
     let gcc = crate::deps::find("gcc").context("no gcc: install it (`apt-get install gcc`)")?;
     run_command(
         Command::new(gcc)

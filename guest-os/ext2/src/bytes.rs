@@ -19,8 +19,3 @@ pub(crate) fn le32(bytes: &[u8], at: usize) -> u32 {
         .and_then(|rest| rest.first_chunk::<4>())
         .map_or(0, |b| u32::from_le_bytes(*b))
 }
-
-/// The byte at `at`, or 0 if `bytes` is too short.
-pub(crate) fn byte(bytes: &[u8], at: usize) -> u8 {
-    bytes.get(at).copied().unwrap_or(0)
-}

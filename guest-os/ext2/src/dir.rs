@@ -2,22 +2,26 @@
 //! from an offset for `getdents64`). Offsets are byte positions in the directory, as in Linux
 //! ext2: an entry's offset is where it starts, its `next_offset` where the next one does.
 //!
-//! A directory is scanned block by block, each block read whole and every entry in it validated
-//! from the start of the block, so an offset that points into the middle of an entry (a stale or
-//! made-up `lseek` position) resumes at the next entry boundary instead of parsing garbage.
-//! Directories are at most [`MAX_DIR_BYTES`] and a whole number of blocks; holes hold no entries.
+//! A directory is scanned block by block (see `dir_scan`), every entry validated from the start
+//! of its block, so an offset that points into the middle of an entry (a stale or made-up `lseek`
+//! position) resumes at the next entry boundary instead of parsing garbage. Directories are at
+//! most [`MAX_DIR_BYTES`] and a whole number of blocks; holes hold no entries. Every name handed
+//! out is checked (not empty, no `/` or NUL); a lookup checks the name it looks for instead.
 
-use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
 
 use crate::NAME_MAX;
-use crate::bytes::{byte, le16, le32};
 use crate::corrupt::{Corrupt, DirEntryProblem};
 use crate::device::BlockDevice;
 use crate::error::{Error, Result};
 use crate::fs::Ext2;
 use crate::inode::{FileType, Inode, InodeNo};
+use crate::name::{is_entry_name, same_name};
+
+/// The buffer a reader's scan copies directory blocks into, on the stack: one device read per
+/// block up to 4 KiB blocks; zeroing it costs less in ring 0 than allocating one.
+const READ_BUF: usize = 4096;
 
 /// The largest directory we scan. Real directories hold up to a few thousand entries; the cap
 /// bounds the work (one block read per block) and the memory of [`Ext2::read_dir`] that a
@@ -64,10 +68,16 @@ impl<D: BlockDevice> Ext2<D> {
         if name.len() > NAME_MAX {
             return Err(Error::NameTooLong);
         }
+        self.check_dir(dir)?;
+        if !is_entry_name(name) {
+            return Ok(None);
+        }
         let mut found = None;
-        self.scan_dir(dir, 0, &mut |entry| {
-            if entry.name == name {
-                found = Some(entry.ino);
+        let mut buf = [0u8; READ_BUF];
+        let buf = buf.get_mut(..self.read_buf_len()).unwrap_or_default();
+        self.walk_dir(dir, 0, buf, &mut |_, entry| {
+            if entry.ino != 0 && same_name(entry.name, name) {
+                found = Some(InodeNo::new(entry.ino));
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
@@ -137,7 +147,13 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(size)
     }
 
-    /// Visits the live entries of `dir` that start at or after `from`; see [`Self::read_dir_from`].
+    /// How much of a reader's stack buffer a scan uses: a block, at most [`READ_BUF`].
+    fn read_buf_len(&self) -> usize {
+        self.geo.block_len().min(READ_BUF)
+    }
+
+    /// Hands the live entries of `dir` that start at or after `from` to `visit`, their names
+    /// checked; see [`Self::read_dir_from`].
     fn scan_dir(
         &self,
         dir: &Inode,
@@ -145,120 +161,39 @@ impl<D: BlockDevice> Ext2<D> {
         visit: &mut dyn FnMut(&DirEntryRef<'_>) -> ControlFlow<()>,
     ) -> Result<u64> {
         let size = self.check_dir(dir)?;
-        let bs = self.geo.block_size;
-        let mut buf = vec![0u8; self.geo.block_len()];
-        let (mut block, end) = (from / bs, size / bs);
-        // At most MAX_DIR_BYTES / 1024 blocks; each run covers at least one.
-        while block < end {
-            let run = self.map_run(dir, block, end - block)?;
-            // A hole in a directory holds no entries.
-            if let Some(start) = run.start {
-                for i in 0..run.blocks {
-                    self.disk.read((start + i) * bs, &mut buf)?;
-                    let block_offset = (block + i) * bs;
-                    let scanned = self.scan_block(dir, &buf, block_offset, from, visit)?;
-                    if let ControlFlow::Break(resume) = scanned {
-                        return Ok(resume);
-                    }
-                }
+        let mut buf = [0u8; READ_BUF];
+        let buf = buf.get_mut(..self.read_buf_len()).unwrap_or_default();
+        let mut stop = None;
+        self.walk_dir(dir, from, buf, &mut |place, entry| {
+            if entry.ino == 0 || place.offset < from {
+                return ControlFlow::Continue(());
             }
-            block += run.blocks;
-        }
-        Ok(size)
-    }
-
-    /// Validates every entry of one directory block and visits the live ones at or after
-    /// `from`; breaks with the offset of the entry `visit` refused.
-    fn scan_block(
-        &self,
-        dir: &Inode,
-        block: &[u8],
-        block_offset: u64,
-        from: u64,
-        visit: &mut dyn FnMut(&DirEntryRef<'_>) -> ControlFlow<()>,
-    ) -> Result<ControlFlow<u64>> {
-        let mut at = 0;
-        // rec_len is at least 8, so the scan always moves forward.
-        while let Some(rest) = block.get(at..).filter(|rest| !rest.is_empty()) {
-            let offset = block_offset + at as u64;
-            let raw = self
-                .parse_entry(rest)
-                .map_err(|problem| Corrupt::DirEntry {
-                    dir: dir.ino(),
-                    offset,
-                    problem,
-                })?;
-            at += raw.rec_len;
-            if raw.ino == 0 || offset < from {
-                continue;
+            if !is_entry_name(entry.name) {
+                stop = Some(Err(place.offset));
+                return ControlFlow::Break(());
             }
             let entry = DirEntryRef {
-                name: raw.name,
-                ino: InodeNo::new(raw.ino),
-                file_type: raw.file_type,
-                offset,
-                next_offset: block_offset + at as u64,
+                name: entry.name,
+                ino: InodeNo::new(entry.ino),
+                file_type: self.entry_file_type(entry.type_code),
+                offset: place.offset,
+                next_offset: place.offset + entry.rec_len as u64,
             };
             if visit(&entry).is_break() {
-                return Ok(ControlFlow::Break(offset));
+                stop = Some(Ok(entry.offset));
+                return ControlFlow::Break(());
             }
+            ControlFlow::Continue(())
+        })?;
+        match stop {
+            None => Ok(size),
+            Some(Ok(resume)) => Ok(resume),
+            Some(Err(offset)) => Err(Corrupt::DirEntry {
+                dir: dir.ino(),
+                offset,
+                problem: DirEntryProblem::BadName,
+            }
+            .into()),
         }
-        Ok(ControlFlow::Continue(()))
     }
-
-    /// Parses and validates the entry at the start of `rest` (the remainder of a block).
-    pub(crate) fn parse_entry<'b>(
-        &self,
-        rest: &'b [u8],
-    ) -> core::result::Result<RawEntry<'b>, DirEntryProblem> {
-        if rest.len() < 8 {
-            return Err(DirEntryProblem::CutOff);
-        }
-        let ino = le32(rest, 0);
-        let mut rec_len = usize::from(le16(rest, 4));
-        // A 64 KiB record does not fit in 16 bits; Linux stores it as 0 or 65535.
-        if rest.len() == 1 << 16 && (rec_len == 0 || rec_len == 0xffff) {
-            rec_len = 1 << 16;
-        }
-        // Linux ext2 uses an 8-bit name length; the next byte is the file type (revision 1 with
-        // `filetype`) or 0.
-        let name_len = usize::from(byte(rest, 6));
-        if rec_len < 8 || !rec_len.is_multiple_of(4) {
-            return Err(DirEntryProblem::BadRecLen { rec_len });
-        }
-        if rec_len > rest.len() {
-            return Err(DirEntryProblem::RecLenPastEnd { rec_len });
-        }
-        let name = rest
-            .get(8..8 + name_len)
-            .filter(|_| 8 + name_len <= rec_len)
-            .ok_or(DirEntryProblem::NameLen { name_len, rec_len })?;
-        if ino != 0 {
-            if ino > self.geo.inodes_count {
-                return Err(DirEntryProblem::InodeOutOfRange { ino });
-            }
-            if name.is_empty() || name.iter().any(|&b| b == b'/' || b == 0) {
-                return Err(DirEntryProblem::BadName);
-            }
-        }
-        let file_type = if self.geo.dir_file_type {
-            FileType::from_dir_entry(byte(rest, 7))
-        } else {
-            FileType::Unknown
-        };
-        Ok(RawEntry {
-            ino,
-            rec_len,
-            name,
-            file_type,
-        })
-    }
-}
-
-/// One parsed directory entry; `ino` 0 marks an unused record.
-pub(crate) struct RawEntry<'b> {
-    pub(crate) ino: u32,
-    pub(crate) rec_len: usize,
-    pub(crate) name: &'b [u8],
-    pub(crate) file_type: FileType,
 }

@@ -4,22 +4,28 @@
 //! unused when it starts its block), point an entry at another inode (rename), and repoint a
 //! directory's `..`.
 //!
+//! A change scans its directory once ([`Search`]): the names it needs (a rename's old and new
+//! name when both are in one directory), whether the new name exists, and the first room for it,
+//! all in the same pass, through the writer's scratch block (see `dir_scan` for the costs).
+//!
 //! Every change writes only the bytes it changes: an entry header and name, a 2-byte `rec_len`,
 //! a 4-byte inode number. A split writes the new entry into the slack first and shrinks the old
 //! entry's `rec_len` second, so the new entry never appears half-written. Scans validate every
-//! entry of every block they read (the reader's rules), so a corrupt directory fails the change
-//! instead of steering a write. Directories grow to at most [`MAX_DIR_BYTES`].
+//! entry header of every block they read (the reader's rules), so a corrupt directory fails the
+//! change instead of steering a write. Directories grow to at most [`MAX_DIR_BYTES`].
 
 use core::ops::ControlFlow;
 
 use crate::corrupt::{Corrupt, DirEntryProblem};
 use crate::device::BlockDevice;
-use crate::dir::{MAX_DIR_BYTES, RawEntry};
+use crate::dir::MAX_DIR_BYTES;
+use crate::dir_scan::{EntryPlace, EntryVisitor, RawEntry};
 use crate::error::{Error, Result};
 use crate::features::EXT2_INDEX_FL;
 use crate::fs::Ext2;
 use crate::inode::{FileType, Inode, InodeNo};
 use crate::map_write::Source;
+use crate::name::same_name;
 use crate::raw_inode::RawInode;
 
 /// A live entry, found for a change.
@@ -32,6 +38,26 @@ pub(crate) struct Found {
     pub(crate) name_len: usize,
     /// The entry before it in its block: (device offset, `rec_len`).
     pub(crate) prev: Option<(u64, usize)>,
+}
+
+impl Found {
+    /// This entry as it is after a new entry went into `room`: a split of this entry shrinks
+    /// its `rec_len`, a split of the entry before it puts the new entry before it.
+    pub(crate) fn after_insert(mut self, room: Room) -> Found {
+        if let Room::Split {
+            offset,
+            used,
+            rec_len,
+        } = room
+        {
+            if offset == self.offset {
+                self.rec_len = used;
+            } else if self.prev.is_some_and(|(prev, _)| prev == offset) {
+                self.prev = Some((offset + used as u64, rec_len - used));
+            }
+        }
+        self
+    }
 }
 
 /// Room for a new entry.
@@ -47,10 +73,6 @@ pub(crate) enum Room {
     },
 }
 
-/// A directory walk's visitor: gets each entry's device offset, the entry before it in its block
-/// (device offset, `rec_len`) and the entry.
-type EntryVisitor<'v> = dyn FnMut(u64, Option<(u64, usize)>, &RawEntry<'_>) -> ControlFlow<()> + 'v;
-
 /// Bytes an entry with a `name_len`-byte name needs: the 8-byte header and the name, rounded up
 /// to 4.
 pub(crate) fn entry_len(name_len: usize) -> usize {
@@ -62,128 +84,129 @@ fn rec_len_to_disk(rec_len: usize) -> u16 {
     u16::try_from(rec_len).unwrap_or(u16::MAX)
 }
 
+/// What one pass over a directory found: up to two named entries and, when asked, the first room
+/// for a new entry.
+#[derive(Debug, Default)]
+pub(crate) struct Search<'n> {
+    /// The names to find (the second may be absent).
+    names: [Option<&'n [u8]>; 2],
+    /// The bytes the new entry needs, if room is wanted.
+    need: Option<usize>,
+    pub(crate) found: [Option<Found>; 2],
+    pub(crate) room: Option<Room>,
+}
+
+impl<'n> Search<'n> {
+    /// Looks for `name` (and `other`, if any).
+    pub(crate) fn names(name: &'n [u8], other: Option<&'n [u8]>) -> Self {
+        Search {
+            names: [Some(name), other],
+            ..Search::default()
+        }
+    }
+
+    /// Also looks for room for an entry named `name` (one of the names looked for).
+    pub(crate) fn with_room_for(mut self, name: &[u8]) -> Self {
+        self.need = Some(entry_len(name.len()));
+        self
+    }
+
+    /// Takes one entry in; breaks once every name is found.
+    fn visit(&mut self, place: &EntryPlace, entry: &RawEntry<'_>) -> ControlFlow<()> {
+        if entry.ino == 0 {
+            if self.room.is_none() && self.need.is_some_and(|need| entry.rec_len >= need) {
+                self.room = Some(Room::Unused {
+                    offset: place.device,
+                    rec_len: entry.rec_len,
+                });
+            }
+            return ControlFlow::Continue(());
+        }
+        for (name, found) in self.names.iter().zip(self.found.iter_mut()) {
+            if found.is_none() && name.is_some_and(|name| same_name(entry.name, name)) {
+                *found = Some(Found {
+                    ino: InodeNo::new(entry.ino),
+                    offset: place.device,
+                    rec_len: entry.rec_len,
+                    name_len: entry.name.len(),
+                    prev: place.prev,
+                });
+            }
+        }
+        if let (None, Some(need)) = (self.room, self.need) {
+            let used = entry_len(entry.name.len());
+            if entry.rec_len >= used + need {
+                self.room = Some(Room::Split {
+                    offset: place.device,
+                    used,
+                    rec_len: entry.rec_len,
+                });
+            }
+        }
+        let done = self
+            .names
+            .iter()
+            .zip(&self.found)
+            .all(|(name, found)| name.is_none() || found.is_some());
+        if done {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
 impl<D: BlockDevice> Ext2<D> {
-    /// Visits every entry, live or unused, of every block of `dir` with its device offset and
-    /// the entry before it in its block. Blocks are read into the writer's scratch buffer.
+    /// Visits every entry, live or unused, of every block of `dir`. Blocks are read into the
+    /// writer's scratch buffer.
     fn walk_entries(&mut self, dir: &Inode, visit: &mut EntryVisitor<'_>) -> Result<()> {
         let mut buf = self.take_scratch(self.geo.block_len());
-        let result = self.walk_entries_in(dir, &mut buf, visit);
+        let result = self.walk_dir(dir, 0, &mut buf, visit);
         self.put_scratch(buf);
         result
     }
 
-    fn walk_entries_in(
-        &self,
+    /// Runs `search` over `dir` in one pass.
+    pub(crate) fn search_dir<'n>(
+        &mut self,
         dir: &Inode,
-        buf: &mut [u8],
-        visit: &mut EntryVisitor<'_>,
-    ) -> Result<()> {
-        let size = self.check_dir(dir)?;
-        let bs = self.geo.block_size;
-        let buf = buf.get_mut(..self.geo.block_len()).unwrap_or_default();
-        let (mut block, end) = (0, size / bs);
-        // At most MAX_DIR_BYTES / 1024 blocks; each run covers at least one.
-        while block < end {
-            let run = self.map_run(dir, block, end - block)?;
-            if let Some(start) = run.start {
-                for i in 0..run.blocks {
-                    let device = (start + i) * bs;
-                    self.disk.read(device, buf)?;
-                    let mut at = 0;
-                    let mut prev = None;
-                    // rec_len is at least 8: the scan moves forward.
-                    while let Some(rest) = buf.get(at..).filter(|rest| !rest.is_empty()) {
-                        let entry =
-                            self.parse_entry(rest)
-                                .map_err(|problem| Corrupt::DirEntry {
-                                    dir: dir.ino(),
-                                    offset: (block + i) * bs + at as u64,
-                                    problem,
-                                })?;
-                        let offset = device + at as u64;
-                        if visit(offset, prev, &entry).is_break() {
-                            return Ok(());
-                        }
-                        prev = Some((offset, entry.rec_len));
-                        at += entry.rec_len;
-                    }
-                }
-            }
-            block += run.blocks;
-        }
-        Ok(())
+        mut search: Search<'n>,
+    ) -> Result<Search<'n>> {
+        self.walk_entries(dir, &mut |place, entry| search.visit(place, entry))?;
+        Ok(search)
     }
 
     /// The live entry `name` of `dir`.
     pub(crate) fn find_entry(&mut self, dir: &Inode, name: &[u8]) -> Result<Option<Found>> {
-        let mut found = None;
-        self.walk_entries(dir, &mut |offset, prev, entry| {
-            if entry.ino != 0 && entry.name == name {
-                found = Some(Found {
-                    ino: InodeNo::new(entry.ino),
-                    offset,
-                    rec_len: entry.rec_len,
-                    name_len: entry.name.len(),
-                    prev,
-                });
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
+        let [found, _] = self.search_dir(dir, Search::names(name, None))?.found;
         Ok(found)
-    }
-
-    /// The first room for an entry named `name` in `dir`, after checking the whole directory
-    /// has no such entry ([`Error::Exists`]). `None`: every block is full.
-    fn find_room(&mut self, dir: &Inode, name: &[u8]) -> Result<Option<Room>> {
-        let need = entry_len(name.len());
-        let mut room = None;
-        let mut exists = false;
-        self.walk_entries(dir, &mut |offset, _, entry| {
-            if entry.ino != 0 && entry.name == name {
-                exists = true;
-                return ControlFlow::Break(());
-            }
-            if room.is_none() {
-                if entry.ino == 0 && entry.rec_len >= need {
-                    room = Some(Room::Unused {
-                        offset,
-                        rec_len: entry.rec_len,
-                    });
-                } else if entry.ino != 0 {
-                    let used = entry_len(entry.name.len());
-                    if entry.rec_len >= used + need {
-                        room = Some(Room::Split {
-                            offset,
-                            used,
-                            rec_len: entry.rec_len,
-                        });
-                    }
-                }
-            }
-            ControlFlow::Continue(())
-        })?;
-        if exists {
-            return Err(Error::Exists);
-        }
-        Ok(room)
     }
 
     /// Room for `name` in directory `dir` (whose raw inode the caller holds), growing the
     /// directory by a block holding one unused record when no block has room. Fails with
     /// [`Error::Exists`] if the name is there. The grown directory's inode is written.
     pub(crate) fn prepare_room(&mut self, dir: &mut RawInode, name: &[u8]) -> Result<Room> {
+        let inode = self.to_inode(dir)?;
+        let search = self.search_dir(&inode, Search::names(name, None).with_room_for(name))?;
+        if search.found[0].is_some() {
+            return Err(Error::Exists);
+        }
+        self.room_or_grow(dir, search.room)
+    }
+
+    /// `room` (found by a [`Search`] of `dir` since its last change), or, when it is `None`, the
+    /// block `dir` grows by. Drops the htree flag first. The grown directory's inode is written.
+    pub(crate) fn room_or_grow(&mut self, dir: &mut RawInode, room: Option<Room>) -> Result<Room> {
         if dir.flags() & EXT2_INDEX_FL != 0 {
             // An htree keeps its index in the slack of `..` and in empty-looking blocks, where a
             // new entry may go: the flag goes first, so no crash leaves an index over entries.
             dir.set_flags(dir.flags() & !EXT2_INDEX_FL);
             self.write_raw(dir)?;
         }
-        let inode = self.to_inode(dir)?;
-        if let Some(room) = self.find_room(&inode, name)? {
+        if let Some(room) = room {
             return Ok(room);
         }
+        let inode = self.to_inode(dir)?;
         let bs = self.geo.block_size;
         let size = self.check_dir(&inode)?;
         if size + bs > MAX_DIR_BYTES {
@@ -310,7 +333,7 @@ impl<D: BlockDevice> Ext2<D> {
         let mut seen = 0;
         let mut found = None;
         let mut dot_ok = false;
-        self.walk_entries(dir, &mut |offset, prev, entry| {
+        self.walk_entries(dir, &mut |place, entry| {
             seen += 1;
             if seen == 1 {
                 dot_ok = entry.ino == dir.ino().get() && entry.name == b".";
@@ -323,10 +346,10 @@ impl<D: BlockDevice> Ext2<D> {
             if entry.ino != 0 && entry.name == b".." {
                 found = Some(Found {
                     ino: InodeNo::new(entry.ino),
-                    offset,
+                    offset: place.device,
                     rec_len: entry.rec_len,
                     name_len: 2,
-                    prev,
+                    prev: place.prev,
                 });
             }
             ControlFlow::Break(())
@@ -339,7 +362,7 @@ impl<D: BlockDevice> Ext2<D> {
     /// Whether `dir` holds nothing but `.` and `..`.
     pub(crate) fn dir_is_empty(&mut self, dir: &Inode) -> Result<bool> {
         let mut empty = true;
-        self.walk_entries(dir, &mut |_, _, entry| {
+        self.walk_entries(dir, &mut |_, entry| {
             if entry.ino != 0 && entry.name != b"." && entry.name != b".." {
                 empty = false;
                 ControlFlow::Break(())

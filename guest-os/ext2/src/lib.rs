@@ -127,6 +127,7 @@ mod bytes;
 mod corrupt;
 mod device;
 mod dir;
+mod dir_scan;
 mod dir_write;
 mod disk;
 mod error;

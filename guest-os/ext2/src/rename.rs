@@ -7,6 +7,7 @@
 //! (bounded, so a corrupt `..` cycle is an error, not a hang).
 
 use crate::device::BlockDevice;
+use crate::dir_write::Search;
 use crate::error::{Error, Result};
 use crate::fs::Ext2;
 use crate::inode::{Inode, InodeNo, LINK_MAX};
@@ -78,13 +79,27 @@ impl<D: BlockDevice> Ext2<D> {
             old_delta: 0,
             new_delta: 0,
         };
-        let old_entry = self
-            .find_entry(&self.to_inode(&parents.old)?, old_name)?
-            .ok_or(Error::NotFound)?;
         if new_dir == old_dir && new_name == old_name {
+            self.find_entry(&self.to_inode(&parents.old)?, old_name)?
+                .ok_or(Error::NotFound)?;
             return Ok(None);
         }
-        let new_entry = self.find_entry(&self.to_inode(parents.new_dir())?, new_name)?;
+        // One pass over each directory: the new name and room for it, with the old name when
+        // both are in one directory.
+        let (mut old_entry, new_entry, room) = if new_dir == old_dir {
+            let search = Search::names(old_name, Some(new_name)).with_room_for(new_name);
+            let search = self.search_dir(&self.to_inode(&parents.old)?, search)?;
+            let [old, new] = search.found;
+            (old.ok_or(Error::NotFound)?, new, search.room)
+        } else {
+            let old = self
+                .find_entry(&self.to_inode(&parents.old)?, old_name)?
+                .ok_or(Error::NotFound)?;
+            let search = Search::names(new_name, None).with_room_for(new_name);
+            let search = self.search_dir(&self.to_inode(parents.new_dir())?, search)?;
+            let [new, _] = search.found;
+            (old, new, search.room)
+        };
         if new_entry.is_some_and(|e| e.ino == old_entry.ino) {
             return Ok(None);
         }
@@ -158,22 +173,20 @@ impl<D: BlockDevice> Ext2<D> {
                     check_links(parents.new_dir(), 1)?;
                 }
             }
-            // The new name first, then the old one goes.
+            // The new name first, then the old one goes. Nothing changed the new directory's
+            // entries since the search, so its room still holds.
             match new_entry {
                 Some(entry) => self.retarget_entry(&entry, src.ino, src.file_type())?,
                 None => {
-                    let room = self.prepare_room(parents.new_dir_mut(), new_name)?;
+                    let room = self.room_or_grow(parents.new_dir_mut(), room)?;
                     self.write_entry(room, new_name, src.ino, src.file_type())?;
+                    // An entry added to the same directory may have split the old entry or
+                    // the one before it.
+                    if !moves {
+                        old_entry = old_entry.after_insert(room);
+                    }
                 }
             }
-            // An entry added to the same directory may have split the old entry's neighbour:
-            // find it again.
-            let old_entry = if moves || new_entry.is_some() {
-                old_entry
-            } else {
-                self.find_entry(&self.to_inode(&parents.old)?, old_name)?
-                    .ok_or(Error::NotFound)?
-            };
             self.remove_entry(&old_entry)?;
             if src.is_dir() && moves {
                 self.move_dir(&src, new_dir)?;

@@ -155,10 +155,27 @@ fn corrupt_directory_entries() {
     };
     assert_corrupt(read(&f), problem(name_len));
     f.patch(at + 6, &[1]);
-    f.patch(at + 8, b"/");
-    assert_corrupt(read(&f), problem(DirEntryProblem::BadName));
+    // A bad name fails whatever hands names out; lookups compare the name they were given and
+    // pass it by (as Linux does), but never find it.
+    let listing = |f: &Fixture| {
+        let fs = f.open().unwrap();
+        fs.read_dir(&fs.inode(InodeNo::ROOT).unwrap())
+    };
+    for bad in [b"/", b"\0"] {
+        f.patch(at + 8, bad);
+        assert_corrupt(listing(&f), problem(DirEntryProblem::BadName));
+        assert!(read(&f).is_ok());
+        let fs = f.open().unwrap();
+        let root = fs.inode(InodeNo::ROOT).unwrap();
+        assert_eq!(fs.lookup(&root, bad), Ok(None));
+        let streamed = fs.read_dir_from(&root, 0, |_| core::ops::ControlFlow::Continue(()));
+        assert_corrupt(streamed, problem(DirEntryProblem::BadName));
+        // "." is the first entry: a single entry from the start is the bad one.
+        assert_corrupt(fs.read_dir_at(&root, 0), problem(DirEntryProblem::BadName));
+    }
     f.patch(at + 8, b".");
     assert!(read(&f).is_ok());
+    assert!(listing(&f).is_ok());
 
     // Point the "boot" entry at inode 0xffff_fff0, then at an unused inode.
     let boot = fs.lookup_path(b"/boot").unwrap().get();

@@ -438,6 +438,38 @@ fn rename_in_all_its_cases() {
     }
 }
 
+/// A rename within one directory scans it once and puts the new name in the first room, which
+/// may be the slack of the old entry itself or of the entry before it: removing the old entry
+/// afterwards must not swallow the new one.
+#[test]
+fn rename_within_a_directory_into_the_slack_around_the_old_entry() {
+    for kind in [KINDS[0], KINDS[1]] {
+        let f = image(kind, 4);
+        let mut fs = f.open_rw(T0);
+        let none = RenameFlags::default();
+        let d = mkdir(&mut fs, InodeNo::ROOT, "d").ino();
+        touch(&mut fs, d, "x");
+        touch(&mut fs, d, "y");
+        let z = touch(&mut fs, d, "z").ino();
+        // "z" is last and holds the block's slack: "zz" goes into it.
+        assert_eq!(fs.rename(d, b"z", d, b"zz", none, T0), Ok(None));
+        assert_eq!(names(&fs, d), set(&["x", "y", "zz"]));
+        // Without "y", "x" holds 12 spare bytes just before "zz": "w2" goes there.
+        let y = fs.unlink(d, b"y", T0).unwrap();
+        fs.free_inode(y.ino(), T0).unwrap();
+        assert_eq!(fs.rename(d, b"zz", d, b"w2", none, T0), Ok(None));
+        assert_eq!(names(&fs, d), set(&["x", "w2"]));
+        let dir = fs.inode(d).unwrap();
+        assert_eq!(fs.lookup(&dir, b"w2"), Ok(Some(z)));
+        // And a new name still finds room after them.
+        touch(&mut fs, d, "v");
+        assert_eq!(names(&fs, d), set(&["x", "w2", "v"]));
+        f.finish(fs);
+        let fs = f.open().unwrap();
+        assert_eq!(names(&fs, d), set(&["x", "w2", "v"]));
+    }
+}
+
 #[test]
 fn name_and_state_errors() {
     let f = image(KINDS[0], 4);

@@ -274,13 +274,16 @@ impl Mm {
                     return Ok(());
                 };
                 let last = (page_va + FAULT_AROUND * PAGE_SIZE).min(vma.end);
-                for va in (page_va + PAGE_SIZE..last).step_by(PAGE_SIZE as usize) {
+                let wanted = (last - page_va) / PAGE_SIZE - 1;
+                let next = offset + (page_va + PAGE_SIZE - vma.start);
+                for (i, page) in page_cache::cached_run(id, next, wanted)
+                    .into_iter()
+                    .enumerate()
+                {
+                    let va = page_va + PAGE_SIZE * (i as u64 + 1);
                     if self.space.query(va).is_some() {
                         break;
                     }
-                    let Some(page) = page_cache::cached(id, offset + (va - vma.start)) else {
-                        break;
-                    };
                     self.space.map(va, page, flags).map_err(|_| false)?;
                 }
                 Ok(())

@@ -22,9 +22,11 @@
 //! not done yet.
 
 use crate::fs::{FileRef, InodeId, InodeRef};
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use hal_pv::mm::PAGE_SIZE;
 use hal_pv::mm::frames::{self, Page};
 use noa_linux_abi::errno::{Errno, SysResult};
@@ -34,8 +36,54 @@ use spin::Mutex;
 /// and a batch of device requests costs little more than one.
 const READ_AHEAD: u64 = 16;
 
-/// (file, page index) → page.
-static CACHE: Mutex<BTreeMap<(InodeId, u64), Page>> = Mutex::new(BTreeMap::new());
+/// Pages per chunk of a file's table.
+const CHUNK: u64 = 64;
+
+/// A file's cached pages: chunks of [`CHUNK`] consecutive page slots, by chunk number. Two
+/// levels, so that a fault finds its file once (tuple compares cost tens of emulated
+/// instructions each) and its page and neighbours by indexing; sparse files stay small.
+#[derive(Default)]
+struct FilePages {
+    chunks: BTreeMap<u64, Box<[Option<Page>; CHUNK as usize]>>,
+}
+
+impl FilePages {
+    fn get(&self, index: u64) -> Option<&Page> {
+        self.chunks.get(&(index / CHUNK))?[(index % CHUNK) as usize].as_ref()
+    }
+
+    /// The page at `index`: the one cached, else `page`, now cached.
+    fn insert(&mut self, index: u64, page: Page) -> Page {
+        let chunk = self
+            .chunks
+            .entry(index / CHUNK)
+            .or_insert_with(|| Box::new([const { None }; CHUNK as usize]));
+        let slot = &mut chunk[(index % CHUNK) as usize];
+        if slot.is_none() {
+            CACHED_PAGES.fetch_add(1, Ordering::Relaxed);
+        }
+        slot.get_or_insert(page).clone()
+    }
+
+    /// Drops every page from `index` on.
+    fn cut(&mut self, index: u64) {
+        let mut dropped = 0;
+        for (&number, chunk) in self.chunks.range_mut(index / CHUNK..) {
+            let from = index.saturating_sub(number * CHUNK) as usize;
+            for slot in &mut chunk[from..] {
+                dropped += u64::from(slot.take().is_some());
+            }
+        }
+        self.chunks
+            .retain(|_, chunk| chunk.iter().any(Option::is_some));
+        CACHED_PAGES.fetch_sub(dropped, Ordering::Relaxed);
+    }
+}
+
+/// Every cached file's pages, by file.
+static CACHE: Mutex<BTreeMap<InodeId, FilePages>> = Mutex::new(BTreeMap::new());
+/// Pages held, for /proc/meminfo.
+static CACHED_PAGES: AtomicU64 = AtomicU64::new(0);
 
 /// Dirty-mapped files: their pages mapped shared and writable (by page index), and the inode to
 /// write them back through.
@@ -53,12 +101,25 @@ pub fn cache_id(file: &FileRef) -> Option<InodeId> {
 
 /// The cached page at `offset` of the file with key `key`, without reading.
 pub fn cached(key: InodeId, offset: u64) -> Option<Page> {
-    CACHE.lock().get(&(key, offset / PAGE_SIZE)).cloned()
+    CACHE.lock().get(&key)?.get(offset / PAGE_SIZE).cloned()
+}
+
+/// The cached pages from `offset` on, up to `max` and up to the first one not cached (a
+/// fault's neighbours, found under one lock).
+pub fn cached_run(key: InodeId, offset: u64, max: u64) -> Vec<Page> {
+    let cache = CACHE.lock();
+    let Some(file) = cache.get(&key) else {
+        return Vec::new();
+    };
+    let first = offset / PAGE_SIZE;
+    (first..first + max)
+        .map_while(|index| file.get(index).cloned())
+        .collect()
 }
 
 /// Bytes the cache holds (the `Cached:` line of /proc/meminfo).
 pub fn cached_bytes() -> u64 {
-    CACHE.lock().len() as u64 * PAGE_SIZE
+    CACHED_PAGES.load(Ordering::Relaxed) * PAGE_SIZE
 }
 
 /// The page at `offset` (page aligned) of `file`: cached, or read now (and cached if the file
@@ -101,9 +162,10 @@ fn read_ahead(file: &FileRef, key: InodeId, offset: u64) -> SysResult<Page> {
     let mut count = 1;
     {
         let cache = CACHE.lock();
+        let file = cache.get(&key);
         while count < READ_AHEAD
             && first + count < end
-            && !cache.contains_key(&(key, first + count))
+            && file.is_none_or(|f| f.get(first + count).is_none())
         {
             count += 1;
         }
@@ -117,12 +179,10 @@ fn read_ahead(file: &FileRef, key: InodeId, offset: u64) -> SysResult<Page> {
         file.inode().read_pages(offset, &mut pages)?;
     }
     let mut cache = CACHE.lock();
+    let file = cache.entry(key).or_default();
     let mut result = None;
     for (i, frame) in frames.into_iter().enumerate() {
-        let page = cache
-            .entry((key, first + i as u64))
-            .or_insert_with(|| Page::from_frame(frame))
-            .clone();
+        let page = file.insert(first + i as u64, Page::from_frame(frame));
         result.get_or_insert(page);
     }
     result.ok_or(Errno::EIO)
@@ -157,7 +217,13 @@ pub fn update(key: InodeId, offset: u64, data: &[u8]) {
     let first = offset / PAGE_SIZE;
     let last = (offset + data.len() as u64 - 1) / PAGE_SIZE;
     let cache = CACHE.lock();
-    for ((_, index), page) in cache.range((key, first)..=(key, last)) {
+    let Some(file) = cache.get(&key) else {
+        return;
+    };
+    for index in first..=last {
+        let Some(page) = file.get(index) else {
+            continue;
+        };
         let page_start = index * PAGE_SIZE;
         let from = offset.max(page_start);
         let to = (offset + data.len() as u64).min(page_start + PAGE_SIZE);
@@ -242,18 +308,17 @@ pub fn write_back_all() -> SysResult<()> {
 pub fn truncate(key: InodeId, size: u64) {
     let first_gone = size.div_ceil(PAGE_SIZE);
     let mut cache = CACHE.lock();
-    let gone: Vec<(InodeId, u64)> = cache
-        .range((key, first_gone)..=(key, u64::MAX))
-        .map(|(k, _)| *k)
-        .collect();
-    for k in gone {
-        cache.remove(&k);
-    }
-    if size % PAGE_SIZE != 0
-        && let Some(page) = cache.get(&(key, size / PAGE_SIZE))
-    {
-        let at = (size % PAGE_SIZE) as usize;
-        page.zero(at, PAGE_SIZE as usize - at);
+    if let Some(file) = cache.get_mut(&key) {
+        file.cut(first_gone);
+        if size % PAGE_SIZE != 0
+            && let Some(page) = file.get(size / PAGE_SIZE)
+        {
+            let at = (size % PAGE_SIZE) as usize;
+            page.zero(at, PAGE_SIZE as usize - at);
+        }
+        if file.chunks.is_empty() {
+            cache.remove(&key);
+        }
     }
     drop(cache);
     if let Some(file) = DIRTY.lock().get_mut(&key) {

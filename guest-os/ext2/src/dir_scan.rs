@@ -1,0 +1,174 @@
+//! The directory walk every reader and writer of entries shares: [`Ext2::walk_dir`] visits the
+//! entries of a directory, live or unused, block by block, each block validated from its start.
+//!
+//! Costs, since in ring 0 every instruction may be emulated: a block is copied into the caller's
+//! buffer in as few device reads as the buffer allows (one per block when the buffer holds a
+//! block; the reader passes a 4 KiB buffer on its stack, the writer its scratch block, so no scan
+//! allocates), and an entry costs a handful of instructions: its header fields are read in place
+//! and checked (`rec_len`, `name_len`, the inode number), and nothing looks at the name's bytes.
+//! Names are checked where they leave the crate ([`Ext2::read_dir_from`] and friends, through
+//! [`crate::name::is_entry_name`]); a lookup compares names with one it checked, so an entry it
+//! finds has a good name. Linux ext2 checks entry headers the same way.
+
+use core::ops::ControlFlow;
+
+use crate::NAME_MAX;
+use crate::bytes::{le16, le32};
+use crate::corrupt::{Corrupt, DirEntryProblem};
+use crate::device::BlockDevice;
+use crate::error::Result;
+use crate::fs::Ext2;
+use crate::inode::{FileType, Inode};
+
+/// The header and longest name of an entry: a buffer at least this long holds any entry's.
+pub(crate) const ENTRY_MAX: usize = 8 + NAME_MAX;
+
+/// One entry, its header checked; `ino` 0 marks an unused record.
+pub(crate) struct RawEntry<'b> {
+    pub(crate) ino: u32,
+    pub(crate) rec_len: usize,
+    /// Not checked: see [`crate::name::is_entry_name`].
+    pub(crate) name: &'b [u8],
+    /// The type byte after `name_len` (the file type with the `filetype` feature).
+    pub(crate) type_code: u8,
+}
+
+/// Where an entry is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntryPlace {
+    /// Byte offset of the entry in the directory.
+    pub(crate) offset: u64,
+    /// Byte offset of the entry on the device.
+    pub(crate) device: u64,
+    /// The entry before it in its block: (device offset, `rec_len`).
+    pub(crate) prev: Option<(u64, usize)>,
+}
+
+/// A directory walk's visitor.
+pub(crate) type EntryVisitor<'v> = dyn FnMut(&EntryPlace, &RawEntry<'_>) -> ControlFlow<()> + 'v;
+
+impl<D: BlockDevice> Ext2<D> {
+    /// Visits every entry, live or unused, of the blocks of `dir` from the one holding byte
+    /// `from`, through `buf` (at least [`ENTRY_MAX`] bytes; a block's worth reads each block
+    /// once), until `visit` breaks.
+    pub(crate) fn walk_dir(
+        &self,
+        dir: &Inode,
+        from: u64,
+        buf: &mut [u8],
+        visit: &mut EntryVisitor<'_>,
+    ) -> Result<()> {
+        let size = self.check_dir(dir)?;
+        let bs = self.geo.block_size;
+        let (mut block, end) = (from / bs, size / bs);
+        // At most MAX_DIR_BYTES / 1024 blocks; each run covers at least one.
+        while block < end {
+            let run = self.map_run(dir, block, end - block)?;
+            // A hole in a directory holds no entries.
+            if let Some(start) = run.start {
+                for i in 0..run.blocks {
+                    let at = ((block + i) * bs, (start + i) * bs);
+                    if self.walk_block(dir, at, buf, visit)?.is_break() {
+                        return Ok(());
+                    }
+                }
+            }
+            block += run.blocks;
+        }
+        Ok(())
+    }
+
+    /// Visits the entries of the directory block at `(directory offset, device offset)`.
+    fn walk_block(
+        &self,
+        dir: &Inode,
+        (offset, device): (u64, u64),
+        buf: &mut [u8],
+        visit: &mut EntryVisitor<'_>,
+    ) -> Result<ControlFlow<()>> {
+        let block_len = self.geo.block_len();
+        // `buf` holds the block's bytes `held..held_end`.
+        let (mut held, mut held_end) = (0, 0);
+        let mut at = 0;
+        let mut prev = None;
+        // rec_len is at least 8: the walk moves forward.
+        while at < block_len {
+            // Read on when the entry's header and longest name may not all be held.
+            if held_end < block_len.min(at + ENTRY_MAX) {
+                let len = buf.len().min(block_len - at);
+                let chunk = buf.get_mut(..len).unwrap_or_default();
+                self.disk.read(device + at as u64, chunk)?;
+                (held, held_end) = (at, at + len);
+            }
+            let rest = buf.get(at - held..held_end - held).unwrap_or_default();
+            let entry =
+                self.parse_entry(rest, block_len - at)
+                    .map_err(|problem| Corrupt::DirEntry {
+                        dir: dir.ino(),
+                        offset: offset + at as u64,
+                        problem,
+                    })?;
+            let place = EntryPlace {
+                offset: offset + at as u64,
+                device: device + at as u64,
+                prev,
+            };
+            if visit(&place, &entry).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+            prev = Some((place.device, entry.rec_len));
+            at += entry.rec_len;
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Parses and checks the header of the entry at the start of `rest`, which holds its header
+    /// and name if they lie inside the block's last `left` bytes.
+    fn parse_entry<'b>(
+        &self,
+        rest: &'b [u8],
+        left: usize,
+    ) -> core::result::Result<RawEntry<'b>, DirEntryProblem> {
+        let Some(header) = rest.first_chunk::<8>() else {
+            return Err(DirEntryProblem::CutOff);
+        };
+        let ino = le32(header, 0);
+        let mut rec_len = usize::from(le16(header, 4));
+        // A 64 KiB record does not fit in 16 bits; Linux stores it as 0 or 65535.
+        if left == 1 << 16 && (rec_len == 0 || rec_len == 0xffff) {
+            rec_len = 1 << 16;
+        }
+        // Linux ext2 uses an 8-bit name length; the next byte is the file type (revision 1 with
+        // `filetype`) or 0.
+        let [.., name_len, type_code] = *header;
+        let name_len = usize::from(name_len);
+        if rec_len < 8 || !rec_len.is_multiple_of(4) {
+            return Err(DirEntryProblem::BadRecLen { rec_len });
+        }
+        if rec_len > left {
+            return Err(DirEntryProblem::RecLenPastEnd { rec_len });
+        }
+        let name = rest
+            .get(8..8 + name_len)
+            .filter(|_| 8 + name_len <= rec_len)
+            .ok_or(DirEntryProblem::NameLen { name_len, rec_len })?;
+        if ino > self.geo.inodes_count {
+            return Err(DirEntryProblem::InodeOutOfRange { ino });
+        }
+        Ok(RawEntry {
+            ino,
+            rec_len,
+            name,
+            type_code,
+        })
+    }
+
+    /// The file type an entry's type byte records: [`FileType::Unknown`] without `filetype`.
+    pub(crate) fn entry_file_type(&self, type_code: u8) -> FileType {
+        if self.geo.dir_file_type {
+            FileType::from_dir_entry(type_code)
+        } else {
+            FileType::Unknown
+        }
+    }
+}
