@@ -357,3 +357,45 @@ fn a_volume_that_is_not_ext2_is_reported_and_skipped() {
         run.stderr
     );
 }
+
+#[test]
+fn stores_through_shared_mappings_reach_the_disk() {
+    let Some((root, dir)) = setup() else { return };
+    let volume = dir.path().join("volume.img");
+    make_volume(&volume);
+    // One file written back by msync (flush), one only by the power-off.
+    let script = "import mmap\n\
+                  for name, flush in (('flushed', True), ('at_power_off', False)):\n\
+                  \x20   with open('/data/' + name, 'wb') as f:\n\
+                  \x20       f.write(b'.' * 8192)\n\
+                  \x20   with open('/data/' + name, 'r+b') as f:\n\
+                  \x20       m = mmap.mmap(f.fileno(), 0)\n\
+                  \x20       m[4096:4101] = name.encode()[:5]\n\
+                  \x20       if flush:\n\
+                  \x20           m.flush()\n\
+                  \x20       m.close()\n\
+                  print('mapped')\n";
+    let mut command = vmm();
+    command
+        .args(["--timeout", GUEST_TIMEOUT_SECS])
+        .arg("--volume")
+        .arg(format!("{}:/data", volume.display()))
+        .arg(&root)
+        .args(["--", "/usr/bin/python3", "-c", script]);
+    let run = run(&mut command, Duration::from_secs(330));
+    assert_no_panic(&run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    assert_eq!(run.stdout, "mapped\n");
+    let (code, text) = e2fsck("-fn", &volume);
+    assert_eq!(code, 0, "e2fsck -fn:\n{text}");
+    for name in ["flushed", "at_power_off"] {
+        let data = debugfs_cat(&volume, &format!("/{name}")).expect(name);
+        assert_eq!(data.len(), 8192, "{name}");
+        assert_eq!(&data[4096..4101], &name.as_bytes()[..5], "{name}");
+        assert!(data[..4096].iter().all(|&b| b == b'.'), "{name}");
+    }
+}

@@ -4,13 +4,15 @@ Each check prints one deterministic line (`NAME: VALUE`), and `FAIL NAME: expect
 value is wrong; the last line is `python: all checks passed` and the exit status 0 only when every
 check passed. Covered: json, re, hashlib (OpenSSL's libcrypto), sqlite3 (libsqlite3, a database in
 a temporary folder), threading, subprocess (python3, /bin/echo and /bin/sh children), tempfile,
-os.walk, zipfile (zlib) and datetime. Nothing printed depends on the machine, the time or the paths.
+os.walk, zipfile (zlib), datetime, and mmap (shared and private file mappings on /tmp and on the
+disk). Nothing printed depends on the machine, the time or the paths.
 """
 
 import datetime
 import hashlib
 import io
 import json
+import mmap
 import os
 import queue
 import re
@@ -249,6 +251,39 @@ def check_datetime():
     check("datetime.now_is_recent", 2024 <= now.year < 2100, True)
 
 
+def check_mmap(folder, where):
+    """MAP_SHARED and MAP_PRIVATE file mappings: stores reach the file (after flush) and other
+    mappings, a forked child's stores reach the parent, private stores stay private."""
+    path = os.path.join(folder, "mapped")
+    with open(path, "wb") as f:
+        f.write(b"." * 10000)
+    with open(path, "r+b") as f:
+        shared = mmap.mmap(f.fileno(), 0)
+        other = mmap.mmap(f.fileno(), 0)
+        private = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE)
+        shared[100:105] = b"HELLO"
+        check(f"mmap.{where}.other_mapping", other[100:105], b"HELLO")
+        shared.flush()
+        f.seek(100)
+        check(f"mmap.{where}.read_after_flush", f.read(5), b"HELLO")
+        os.pwrite(f.fileno(), b"WRITE", 9000)
+        check(f"mmap.{where}.write_seen", shared[9000:9005], b"WRITE")
+        private[0:4] = b"MINE"
+        check(f"mmap.{where}.private_kept", (private[0:4], shared[0:4]), (b"MINE", b"...."))
+        pid = os.fork()
+        if pid == 0:
+            shared[5000:5005] = b"CHILD"
+            os._exit(0)
+        os.waitpid(pid, 0)
+        check(f"mmap.{where}.child_store", shared[5000:5005], b"CHILD")
+        for m in (shared, other, private):
+            m.close()
+    with open(path, "rb") as f:
+        data = f.read()
+    check(f"mmap.{where}.file", (data[100:105], data[5000:5005], data[9000:9005], data[:4]),
+          (b"HELLO", b"CHILD", b"WRITE", b"...."))
+
+
 def main():
     check_json()
     check_re()
@@ -261,6 +296,10 @@ def main():
     check_subprocess()
     check_tempfile()
     check_datetime()
+    # /tmp is a tmpfs in the guest; /var/tmp is on the disk (ext2).
+    for where, parent in (("tmp", "/tmp"), ("disk", "/var/tmp")):
+        with tempfile.TemporaryDirectory(dir=parent) as folder:
+            check_mmap(folder, where)
     if failed:
         print(f"python: {failed} checks FAILED")
         sys.exit(1)

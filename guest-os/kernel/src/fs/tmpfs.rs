@@ -20,6 +20,7 @@ use super::iobuf::PAGE;
 use super::{
     DirEntry, FileKind, Inode, InodeId, InodeRef, Io, ReadBuf, SetAttr, WriteBuf, downcast,
 };
+use crate::mm::page_cache;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::{Arc, Weak};
@@ -231,6 +232,25 @@ impl TmpInode {
         Ok(())
     }
 
+    /// Gives bytes just written to the page-cache pages of the range, if the file is mapped.
+    fn update_cached(&self, data: &FileData, offset: u64, len: usize) {
+        let key = self.id();
+        if len == 0 || !page_cache::has_pages(key) {
+            return;
+        }
+        let mut done = 0;
+        while done < len {
+            let at = offset + done as u64;
+            let index = (at / PAGE as u64) as usize;
+            let in_page = (at % PAGE as u64) as usize;
+            let n = (PAGE - in_page).min(len - done);
+            if let Some(Some(page)) = data.pages.get(index) {
+                page_cache::update(key, at, &page[in_page..in_page + n]);
+            }
+            done += n;
+        }
+    }
+
     fn write_locked(
         &self,
         data: &mut FileData,
@@ -368,6 +388,11 @@ impl Inode for TmpInode {
     }
 
     fn read_at(&self, offset: u64, buf: &mut ReadBuf<'_>, _io: Io) -> SysResult<usize> {
+        // Stores through shared writable mappings live in the page cache until written back.
+        let key = self.id();
+        if page_cache::dirty_mapped(key) {
+            page_cache::write_back(key, offset, offset.saturating_add(buf.len() as u64))?;
+        }
         let data = self.file()?.lock();
         if offset >= data.size {
             return Ok(0);
@@ -397,7 +422,9 @@ impl Inode for TmpInode {
     fn write_at(&self, offset: u64, buf: &WriteBuf<'_>, _io: Io) -> SysResult<usize> {
         let written = {
             let mut data = self.file()?.lock();
-            self.write_locked(&mut data, offset, buf)?
+            let written = self.write_locked(&mut data, offset, buf)?;
+            self.update_cached(&data, offset, written);
+            written
         };
         self.touch(true);
         Ok(written)
@@ -408,10 +435,23 @@ impl Inode for TmpInode {
             let mut data = self.file()?.lock();
             let at = data.size;
             let written = self.write_locked(&mut data, at, buf)?;
+            self.update_cached(&data, at, written);
             (written, data.size)
         };
         self.touch(true);
         Ok(result)
+    }
+
+    /// Mapped pages come from the page cache, so every mapping of a file shares them (and
+    /// `MAP_SHARED` stores reach the file at msync/fsync or the next read).
+    fn cache_key(&self) -> Option<InodeId> {
+        matches!(self.body, Body::File(_)).then(|| self.id())
+    }
+
+    fn write_back(&self, offset: u64, bytes: &[u8]) -> SysResult<()> {
+        let mut data = self.file()?.lock();
+        self.write_locked(&mut data, offset, &WriteBuf::Kernel(bytes))?;
+        Ok(())
     }
 
     fn size(&self) -> u64 {
@@ -717,6 +757,7 @@ impl Inode for TmpInode {
             let mut data = self.file()?.lock();
             self.resize(&mut data, size)?;
         }
+        page_cache::truncate(self.id(), size);
         self.touch(true);
         Ok(())
     }
@@ -794,6 +835,7 @@ impl TmpInode {
 impl Drop for TmpInode {
     fn drop(&mut self) {
         if let Body::File(data) = &self.body {
+            page_cache::forget(self.id());
             let pages = data.lock().pages.iter().filter(|p| p.is_some()).count() as u64;
             self.fs
                 .used

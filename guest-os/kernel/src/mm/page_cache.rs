@@ -1,11 +1,11 @@
 //! The page cache: the pages of files whose inode has a cache key ([`Inode::cache_key`]: ext2
-//! files), shared by every mapping of the file. The second exec of a program maps its pages
+//! and tmpfs files), shared by every mapping of the file. The second exec of a program maps its pages
 //! instead of reading them again, and every `MAP_SHARED` mapping of a file sees the same page,
 //! so a store through one is seen by the others at once.
 //!
 //! A page is read straight into a fresh frame by the device (no ring-0 copy, no zeroing but of
-//! the tail past the end of file). Files without a key (tmpfs, devices) are read into a private
-//! page on every fault.
+//! the tail past the end of file). Files without a key (devices, procfs) are read into a
+//! private page on every fault.
 //!
 //! Coherence with `read`/`write`, which go to the file system directly (a device request into
 //! or out of the user's buffer costs less here than a ring-0 copy through a cached page):
@@ -202,6 +202,11 @@ fn read_page(file: &FileRef, offset: u64) -> SysResult<Page> {
     }
     bytes[filled..].fill(0);
     Ok(Page::from_frame(frame))
+}
+
+/// Whether any page of `key`'s file is cached (its writes must update them).
+pub fn has_pages(key: InodeId) -> bool {
+    CACHE.lock().contains_key(&key)
 }
 
 /// Whether `key`'s file has pages mapped shared and writable (its reads must look here first).

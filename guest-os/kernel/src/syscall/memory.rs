@@ -118,7 +118,7 @@ fn mmap(a: &[u64; 6]) -> SysResult<u64> {
                 return Err(Errno::EACCES);
             }
             // Stores must reach the file: only files whose pages the page cache shares
-            // (ext2) can be mapped so.
+            // (ext2, tmpfs) can be mapped so.
             if file.inode().cache_key().is_none() {
                 return Err(Errno::ENODEV);
             }
