@@ -75,7 +75,7 @@ impl<D: BlockDevice> Ext2<D> {
         let mut found = None;
         let mut buf = [0u8; READ_BUF];
         let buf = buf.get_mut(..self.read_buf_len()).unwrap_or_default();
-        self.walk_dir(dir, 0, buf, &mut |_, entry| {
+        self.walk_dir(dir, 0, buf, |_, entry| {
             if entry.ino != 0 && same_name(entry.name, name) {
                 found = Some(InodeNo::new(entry.ino));
                 ControlFlow::Break(())
@@ -164,7 +164,7 @@ impl<D: BlockDevice> Ext2<D> {
         let mut buf = [0u8; READ_BUF];
         let buf = buf.get_mut(..self.read_buf_len()).unwrap_or_default();
         let mut stop = None;
-        self.walk_dir(dir, from, buf, &mut |place, entry| {
+        self.walk_dir(dir, from, buf, |place, entry| {
             if entry.ino == 0 || place.offset < from {
                 return ControlFlow::Continue(());
             }

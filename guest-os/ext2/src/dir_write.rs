@@ -19,7 +19,7 @@ use core::ops::ControlFlow;
 use crate::corrupt::{Corrupt, DirEntryProblem};
 use crate::device::BlockDevice;
 use crate::dir::MAX_DIR_BYTES;
-use crate::dir_scan::{EntryPlace, EntryVisitor, RawEntry};
+use crate::dir_scan::{EntryPlace, RawEntry};
 use crate::error::{Error, Result};
 use crate::features::EXT2_INDEX_FL;
 use crate::fs::Ext2;
@@ -85,23 +85,34 @@ fn rec_len_to_disk(rec_len: usize) -> u16 {
 }
 
 /// What one pass over a directory found: up to two named entries and, when asked, the first room
-/// for a new entry.
-#[derive(Debug, Default)]
+/// for a new entry. Per entry it costs a few compares: names are compared only when their
+/// lengths match, room is looked for until found.
+#[derive(Debug)]
 pub(crate) struct Search<'n> {
-    /// The names to find (the second may be absent).
-    names: [Option<&'n [u8]>; 2],
-    /// The bytes the new entry needs, if room is wanted.
+    /// The names to find; an absent second name has length [`NO_NAME`], which no entry has.
+    names: [&'n [u8]; 2],
+    lens: [usize; 2],
+    /// How many of `names` are still to be found.
+    missing: usize,
+    /// The bytes the new entry needs, if room is wanted and not yet found.
     need: Option<usize>,
     pub(crate) found: [Option<Found>; 2],
     pub(crate) room: Option<Room>,
 }
 
+/// The length of an absent name: longer than any entry's.
+const NO_NAME: usize = usize::MAX;
+
 impl<'n> Search<'n> {
     /// Looks for `name` (and `other`, if any).
     pub(crate) fn names(name: &'n [u8], other: Option<&'n [u8]>) -> Self {
         Search {
-            names: [Some(name), other],
-            ..Search::default()
+            names: [name, other.unwrap_or_default()],
+            lens: [name.len(), other.map_or(NO_NAME, <[u8]>::len)],
+            missing: 1 + usize::from(other.is_some()),
+            need: None,
+            found: [None, None],
+            room: None,
         }
     }
 
@@ -112,43 +123,44 @@ impl<'n> Search<'n> {
     }
 
     /// Takes one entry in; breaks once every name is found.
+    #[inline(always)]
     fn visit(&mut self, place: &EntryPlace, entry: &RawEntry<'_>) -> ControlFlow<()> {
-        if entry.ino == 0 {
-            if self.room.is_none() && self.need.is_some_and(|need| entry.rec_len >= need) {
-                self.room = Some(Room::Unused {
+        let len = entry.name.len();
+        if let Some(need) = self.need {
+            let room = if entry.ino == 0 {
+                (entry.rec_len >= need).then_some(Room::Unused {
                     offset: place.device,
                     rec_len: entry.rec_len,
-                });
+                })
+            } else {
+                let used = entry_len(len);
+                (entry.rec_len >= used + need).then_some(Room::Split {
+                    offset: place.device,
+                    used,
+                    rec_len: entry.rec_len,
+                })
+            };
+            if room.is_some() {
+                self.room = room;
+                self.need = None;
             }
+        }
+        if entry.ino == 0 || (len != self.lens[0] && len != self.lens[1]) {
             return ControlFlow::Continue(());
         }
-        for (name, found) in self.names.iter().zip(self.found.iter_mut()) {
-            if found.is_none() && name.is_some_and(|name| same_name(entry.name, name)) {
+        for ((name, want), found) in self.names.iter().zip(self.lens).zip(&mut self.found) {
+            if len == want && found.is_none() && same_name(entry.name, name) {
                 *found = Some(Found {
                     ino: InodeNo::new(entry.ino),
                     offset: place.device,
                     rec_len: entry.rec_len,
-                    name_len: entry.name.len(),
+                    name_len: len,
                     prev: place.prev,
                 });
+                self.missing -= 1;
             }
         }
-        if let (None, Some(need)) = (self.room, self.need) {
-            let used = entry_len(entry.name.len());
-            if entry.rec_len >= used + need {
-                self.room = Some(Room::Split {
-                    offset: place.device,
-                    used,
-                    rec_len: entry.rec_len,
-                });
-            }
-        }
-        let done = self
-            .names
-            .iter()
-            .zip(&self.found)
-            .all(|(name, found)| name.is_none() || found.is_some());
-        if done {
+        if self.missing == 0 {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -159,7 +171,10 @@ impl<'n> Search<'n> {
 impl<D: BlockDevice> Ext2<D> {
     /// Visits every entry, live or unused, of every block of `dir`. Blocks are read into the
     /// writer's scratch buffer.
-    fn walk_entries(&mut self, dir: &Inode, visit: &mut EntryVisitor<'_>) -> Result<()> {
+    fn walk_entries<F>(&mut self, dir: &Inode, visit: F) -> Result<()>
+    where
+        F: FnMut(&EntryPlace, &RawEntry<'_>) -> ControlFlow<()>,
+    {
         let mut buf = self.take_scratch(self.geo.block_len());
         let result = self.walk_dir(dir, 0, &mut buf, visit);
         self.put_scratch(buf);
@@ -172,7 +187,7 @@ impl<D: BlockDevice> Ext2<D> {
         dir: &Inode,
         mut search: Search<'n>,
     ) -> Result<Search<'n>> {
-        self.walk_entries(dir, &mut |place, entry| search.visit(place, entry))?;
+        self.walk_entries(dir, |place, entry| search.visit(place, entry))?;
         Ok(search)
     }
 
@@ -333,7 +348,7 @@ impl<D: BlockDevice> Ext2<D> {
         let mut seen = 0;
         let mut found = None;
         let mut dot_ok = false;
-        self.walk_entries(dir, &mut |place, entry| {
+        self.walk_entries(dir, |place, entry| {
             seen += 1;
             if seen == 1 {
                 dot_ok = entry.ino == dir.ino().get() && entry.name == b".";
@@ -362,7 +377,7 @@ impl<D: BlockDevice> Ext2<D> {
     /// Whether `dir` holds nothing but `.` and `..`.
     pub(crate) fn dir_is_empty(&mut self, dir: &Inode) -> Result<bool> {
         let mut empty = true;
-        self.walk_entries(dir, &mut |_, entry| {
+        self.walk_entries(dir, |_, entry| {
             if entry.ino != 0 && entry.name != b"." && entry.name != b".." {
                 empty = false;
                 ControlFlow::Break(())

@@ -44,6 +44,7 @@ fn has_zero_byte(word: u64) -> bool {
 }
 
 /// Whether names `a` and `b` are the same: lengths first, then the last eight bytes, then all.
+#[inline]
 pub(crate) fn same_name(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;

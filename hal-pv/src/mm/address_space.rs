@@ -187,6 +187,43 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Maps `pages` one after another from `va` on, while the slots there are empty: stops at
+    /// the first page already mapped (or at the end of the user half); returns how many were
+    /// mapped. One walk per leaf table, not per page (a fault's neighbours).
+    pub fn map_absent(
+        &self,
+        va: u64,
+        pages: impl IntoIterator<Item = Page>,
+        flags: PageFlags,
+    ) -> Result<usize, MapError> {
+        let _guard = self.tables.lock();
+        let mut mapped = 0;
+        let mut slot: Option<*mut u64> = None;
+        for page in pages {
+            let at = va + mapped as u64 * PAGE_SIZE;
+            if !is_user_page(at) || at == crate::user::TRAMPOLINE_VA {
+                break;
+            }
+            // A new leaf table every 512 pages; within one, the next slot is the next entry.
+            let here = match slot {
+                Some(previous) if index(at, 0) != 0 => {
+                    // SAFETY: the entry after `previous` in the same leaf table (index != 0).
+                    unsafe { previous.add(1) }
+                }
+                _ => self.leaf_slot(at, true).ok_or(MapError::OutOfMemory)?,
+            };
+            slot = Some(here);
+            // SAFETY: our leaf slot, under the tables lock.
+            if unsafe { here.read() } & PRESENT != 0 {
+                break;
+            }
+            // SAFETY: as above; the page's reference moves into the table.
+            unsafe { here.write(page.into_raw().0 | flags.to_pte()) };
+            mapped += 1;
+        }
+        Ok(mapped)
+    }
+
     /// Removes every mapping in `[start, end)`; returns how many pages were mapped there.
     pub fn unmap(&self, start: u64, end: u64) -> usize {
         let mut released = Vec::new();

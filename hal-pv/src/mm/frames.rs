@@ -128,6 +128,48 @@ impl Drop for Frame {
     }
 }
 
+/// Physically contiguous frames, owned, for a device to fill with one request (a page-cache
+/// read-ahead) before they go their own ways as single [`Frame`]s. Taken from the pristine
+/// (bump) part of RAM only: the free stack holds no runs.
+#[derive(Debug)]
+pub struct FrameRun {
+    start: PhysAddr,
+    count: u64,
+}
+
+impl FrameRun {
+    /// `count` contiguous frames of unspecified content, or None when no RAM region has that
+    /// much pristine room left (allocate frame by frame then).
+    pub fn alloc(count: u64) -> Option<FrameRun> {
+        let start = FRAMES.lock().bump(count)?;
+        Some(FrameRun { start, count })
+    }
+
+    /// All of the run's memory, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the frames are ours alone (taken from the allocator, not yet given out),
+        // contiguous in physical memory and so in the direct map, which covers them.
+        unsafe {
+            core::slice::from_raw_parts_mut(self.start.to_virt(), (self.count * PAGE_SIZE) as usize)
+        }
+    }
+
+    /// The run as single frames, in order.
+    pub fn into_frames(self) -> impl Iterator<Item = Frame> {
+        let (start, count) = (self.start.0, self.count);
+        core::mem::forget(self);
+        (0..count).map(move |i| Frame(PhysAddr(start + i * PAGE_SIZE)))
+    }
+}
+
+impl Drop for FrameRun {
+    fn drop(&mut self) {
+        for i in 0..self.count {
+            free_raw(PhysAddr(self.start.0 + i * PAGE_SIZE));
+        }
+    }
+}
+
 /// Allocates one frame whose content is unspecified.
 pub fn alloc() -> Option<Frame> {
     alloc_raw().map(Frame)

@@ -257,23 +257,20 @@ pub trait Inode: Any + Send + Sync {
         Err(Errno::EOPNOTSUPP)
     }
 
-    /// Fills `pages` — whole 4 KiB pages, the first at `offset` (page aligned), all inside the
-    /// file — with its bytes, zeros past its end. File systems that can do better than a read
-    /// per page override it (ext2: one device batch straight into the pages).
-    fn read_pages(&self, offset: u64, pages: &mut [&mut [u8]]) -> SysResult<()> {
-        for (i, page) in pages.iter_mut().enumerate() {
-            let at = offset + (i * iobuf::PAGE) as u64;
-            let mut filled = 0;
-            while filled < page.len() {
-                let mut buf = ReadBuf::Kernel(&mut page[filled..]);
-                let n = self.read_at(at + filled as u64, &mut buf, Io::default())?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
+    /// Fills `pages` — whole 4 KiB pages from `offset` (page aligned), in one kernel buffer —
+    /// with the file's bytes, zeros past its end. File systems that can do better than reads
+    /// through `read_at` override it (ext2: device requests straight into the buffer).
+    fn read_pages(&self, offset: u64, pages: &mut [u8]) -> SysResult<()> {
+        let mut filled = 0;
+        while filled < pages.len() {
+            let mut buf = ReadBuf::Kernel(&mut pages[filled..]);
+            let n = self.read_at(offset + filled as u64, &mut buf, Io::default())?;
+            if n == 0 {
+                break;
             }
-            page[filled..].fill(0);
+            filled += n;
         }
+        pages[filled..].fill(0);
         Ok(())
     }
 

@@ -276,16 +276,18 @@ impl Mm {
                 let last = (page_va + FAULT_AROUND * PAGE_SIZE).min(vma.end);
                 let wanted = (last - page_va) / PAGE_SIZE - 1;
                 let next = offset + (page_va + PAGE_SIZE - vma.start);
-                for (i, page) in page_cache::cached_run(id, next, wanted)
-                    .into_iter()
-                    .enumerate()
-                {
-                    let va = page_va + PAGE_SIZE * (i as u64 + 1);
-                    if self.space.query(va).is_some() {
-                        break;
-                    }
-                    self.space.map(va, page, flags).map_err(|_| false)?;
-                }
+                let mut around: [Option<Page>; FAULT_AROUND as usize] = Default::default();
+                page_cache::for_cached_run(id, next, wanted, |i, page| {
+                    around[i as usize] = Some(page.clone());
+                    true
+                });
+                self.space
+                    .map_absent(
+                        page_va + PAGE_SIZE,
+                        around.into_iter().map_while(|p| p),
+                        flags,
+                    )
+                    .map_err(|_| false)?;
                 Ok(())
             }
         }

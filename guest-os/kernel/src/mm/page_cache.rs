@@ -28,7 +28,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hal_pv::mm::PAGE_SIZE;
-use hal_pv::mm::frames::{self, Page};
+use hal_pv::mm::frames::{self, FrameRun, Page};
 use noa_linux_abi::errno::{Errno, SysResult};
 use spin::Mutex;
 
@@ -104,17 +104,35 @@ pub fn cached(key: InodeId, offset: u64) -> Option<Page> {
     CACHE.lock().get(&key)?.get(offset / PAGE_SIZE).cloned()
 }
 
-/// The cached pages from `offset` on, up to `max` and up to the first one not cached (a
-/// fault's neighbours, found under one lock).
-pub fn cached_run(key: InodeId, offset: u64, max: u64) -> Vec<Page> {
+/// Hands `take` the cached pages from `offset` on (their number from 0, and the page), up to
+/// `max`, the first one not cached, or the first `take` refuses — a fault's neighbours, found
+/// under one lock and one lookup per chunk.
+pub fn for_cached_run(
+    key: InodeId,
+    offset: u64,
+    max: u64,
+    mut take: impl FnMut(u64, &Page) -> bool,
+) {
     let cache = CACHE.lock();
     let Some(file) = cache.get(&key) else {
-        return Vec::new();
+        return;
     };
     let first = offset / PAGE_SIZE;
-    (first..first + max)
-        .map_while(|index| file.get(index).cloned())
-        .collect()
+    let mut index = first;
+    while index < first + max {
+        let Some(chunk) = file.chunks.get(&(index / CHUNK)) else {
+            return;
+        };
+        for slot in &chunk[(index % CHUNK) as usize..] {
+            let Some(page) = slot else {
+                return;
+            };
+            if index >= first + max || !take(index - first, page) {
+                return;
+            }
+            index += 1;
+        }
+    }
 }
 
 /// Bytes the cache holds (the `Cached:` line of /proc/meminfo).
@@ -170,14 +188,19 @@ fn read_ahead(file: &FileRef, key: InodeId, offset: u64) -> SysResult<Page> {
             count += 1;
         }
     }
-    let mut frames = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        frames.push(frames::alloc().ok_or(Errno::ENOMEM)?);
-    }
-    {
-        let mut pages: Vec<&mut [u8]> = frames.iter_mut().map(|f| &mut f.bytes_mut()[..]).collect();
-        file.inode().read_pages(offset, &mut pages)?;
-    }
+    // One run of contiguous frames takes the whole read in as few device requests as the file
+    // is in pieces on the disk; without one (no pristine room left), a single page.
+    let frames: Vec<frames::Frame> = match FrameRun::alloc(count) {
+        Some(mut run) => {
+            file.inode().read_pages(offset, run.bytes_mut())?;
+            run.into_frames().collect()
+        }
+        None => {
+            let mut frame = frames::alloc().ok_or(Errno::ENOMEM)?;
+            file.inode().read_pages(offset, frame.bytes_mut())?;
+            alloc::vec![frame]
+        }
+    };
     let mut cache = CACHE.lock();
     let file = cache.entry(key).or_default();
     let mut result = None;

@@ -247,59 +247,59 @@ impl Inode for Ext2Inode {
         self.raw.lock().size()
     }
 
-    /// Pages whose bytes lie in one stretch of the disk are read straight into the page by
-    /// the device, all in one batch of requests; the others (holes, split pages) through the
-    /// file system's own read.
-    fn read_pages(&self, offset: u64, pages: &mut [&mut [u8]]) -> SysResult<()> {
+    /// Each physically contiguous stretch of the range is one device request straight into
+    /// the buffer, all in one batch; holes are zeroed, and a last piece that is not whole
+    /// sectors goes through the file system's own read.
+    fn read_pages(&self, offset: u64, pages: &mut [u8]) -> SysResult<()> {
         const SECTOR: u64 = 512;
+        const MAX_EXTENTS: usize = 64;
         if self.file_type() != FileType::Regular {
             return Err(Errno::EINVAL);
         }
         let fs = self.fs.fs.read();
         let raw = self.raw();
-        let size = raw.size();
-        let total = pages.len() as u64 * PAGE;
+        let valid = raw.size().saturating_sub(offset).min(pages.len() as u64) as usize;
         let extents = fs
-            .extents(&raw, offset, total, 2 * pages.len())
+            .extents(&raw, offset, valid as u64, MAX_EXTENTS)
             .map_err(errno)?;
-        // Per page: its valid bytes, and the device offset if they lie in one extent.
-        let plan: Vec<(u64, Option<u64>)> = (0..pages.len() as u64)
-            .map(|i| {
-                let at = offset + i * PAGE;
-                let valid = size.saturating_sub(at).min(PAGE);
-                let device = extents
-                    .iter()
-                    .find(|e| e.offset <= at && at + valid <= e.offset + e.len)
-                    .and_then(|e| e.device.map(|d| d + (at - e.offset)));
-                (valid, device.filter(|_| valid > 0))
-            })
-            .collect();
+        let (mut rest, past_end) = pages.split_at_mut(valid);
+        let mut pos = offset;
         let mut direct: Vec<(u64, &mut [u8])> = Vec::new();
-        let mut others: Vec<(u64, &mut [u8])> = Vec::new();
-        for ((i, page), &(valid, device)) in pages.iter_mut().enumerate().zip(&plan) {
-            let at = offset + i as u64 * PAGE;
-            match device {
-                // Whole sectors: the file's last block is allocated to its end.
-                Some(device) => {
-                    let len = valid.next_multiple_of(SECTOR).min(PAGE) as usize;
-                    direct.push((device, &mut page[..len]));
-                }
-                None => others.push((at, &mut page[..valid as usize])),
+        let mut by_fs: Vec<(u64, &mut [u8])> = Vec::new();
+        for extent in &extents {
+            if extent.offset != pos {
+                break;
             }
+            let len = (extent.len as usize).min(rest.len());
+            let (piece, tail) = core::mem::take(&mut rest).split_at_mut(len);
+            match extent.device {
+                Some(device) if device % SECTOR == 0 => {
+                    let whole = len - len % SECTOR as usize;
+                    let (sectors, remainder) = piece.split_at_mut(whole);
+                    if !sectors.is_empty() {
+                        direct.push((device, sectors));
+                    }
+                    if !remainder.is_empty() {
+                        by_fs.push((pos + whole as u64, remainder));
+                    }
+                }
+                Some(_) => by_fs.push((pos, piece)),
+                None => piece.fill(0),
+            }
+            rest = tail;
+            pos += len as u64;
+        }
+        // Past the extents asked for (a very fragmented range): the file system's read.
+        if !rest.is_empty() {
+            by_fs.push((pos, rest));
         }
         fs.device()
             .read_batch(&mut direct)
             .map_err(|_| Errno::EIO)?;
-        for (at, buf) in others {
-            if !buf.is_empty() {
-                fs.read(&raw, at, buf).map_err(errno)?;
-            }
+        for (at, buf) in by_fs {
+            fs.read(&raw, at, buf).map_err(errno)?;
         }
-        drop(fs);
-        // Past the end of file: zeros (the device read whole sectors).
-        for (page, &(valid, _)) in pages.iter_mut().zip(&plan) {
-            page[valid as usize..].fill(0);
-        }
+        past_end.fill(0);
         Ok(())
     }
 
