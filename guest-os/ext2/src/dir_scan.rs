@@ -13,7 +13,6 @@
 use core::ops::ControlFlow;
 
 use crate::NAME_MAX;
-use crate::bytes::{le16, le32};
 use crate::corrupt::{Corrupt, DirEntryProblem};
 use crate::device::BlockDevice;
 use crate::error::Result;
@@ -82,6 +81,10 @@ impl<D: BlockDevice> Ext2<D> {
     }
 
     /// Visits the entries of the directory block at `(directory offset, device offset)`.
+    ///
+    /// The loop runs on `rest`, the buffered bytes from the current entry on, and reads on only
+    /// when fewer than [`ENTRY_MAX`] of them are left before the end of the block is buffered;
+    /// with a whole block in `buf` that is one read and one compare per entry.
     #[inline(always)]
     fn walk_block<F>(
         &self,
@@ -94,27 +97,59 @@ impl<D: BlockDevice> Ext2<D> {
         F: FnMut(&EntryPlace, &RawEntry<'_>) -> ControlFlow<()>,
     {
         let block_len = self.geo.block_len();
-        // `buf` holds the block's bytes `held..held_end`.
-        let (mut held, mut held_end) = (0, 0);
-        let mut at = 0;
+        let inodes = self.geo.inodes_count;
+        let corrupt = |at: usize, problem| Corrupt::DirEntry {
+            dir: dir.ino(),
+            offset: offset + at as u64,
+            problem,
+        };
+        // The entry at `at` (in the block) starts `rest`, the buffered bytes up to `held_end`.
+        let (mut at, mut held_end) = (0, 0);
+        let mut rest: &[u8] = &[];
         let mut prev = None;
         // rec_len is at least 8: the walk moves forward.
         while at < block_len {
-            // Read on when the entry's header and longest name may not all be held.
-            if held_end < block_len.min(at + ENTRY_MAX) {
+            if rest.len() < ENTRY_MAX && held_end < block_len {
                 let len = buf.len().min(block_len - at);
                 let chunk = buf.get_mut(..len).unwrap_or_default();
                 self.disk.read(device + at as u64, chunk)?;
-                (held, held_end) = (at, at + len);
+                held_end = at + len;
+                rest = chunk;
             }
-            let rest = buf.get(at - held..held_end - held).unwrap_or_default();
-            let entry =
-                self.parse_entry(rest, block_len - at)
-                    .map_err(|problem| Corrupt::DirEntry {
-                        dir: dir.ino(),
-                        offset: offset + at as u64,
-                        problem,
-                    })?;
+            let left = block_len - at;
+            let Some((header, after)) = rest.split_first_chunk::<8>() else {
+                return Err(corrupt(at, DirEntryProblem::CutOff).into());
+            };
+            let [i0, i1, i2, i3, r0, r1, name_len, type_code] = *header;
+            let ino = u32::from_le_bytes([i0, i1, i2, i3]);
+            let mut rec_len = usize::from(u16::from_le_bytes([r0, r1]));
+            // A 64 KiB record does not fit in 16 bits; Linux stores it as 0 or 65535.
+            if left == 1 << 16 && (rec_len == 0 || rec_len == 0xffff) {
+                rec_len = 1 << 16;
+            }
+            // Linux ext2 uses an 8-bit name length; the next byte is the file type (revision 1
+            // with `filetype`) or 0.
+            let name_len = usize::from(name_len);
+            if rec_len < 8 || !rec_len.is_multiple_of(4) {
+                return Err(corrupt(at, DirEntryProblem::BadRecLen { rec_len }).into());
+            }
+            if rec_len > left {
+                return Err(corrupt(at, DirEntryProblem::RecLenPastEnd { rec_len }).into());
+            }
+            let name = after.get(..name_len).filter(|_| 8 + name_len <= rec_len);
+            let Some(name) = name else {
+                let problem = DirEntryProblem::NameLen { name_len, rec_len };
+                return Err(corrupt(at, problem).into());
+            };
+            if ino > inodes {
+                return Err(corrupt(at, DirEntryProblem::InodeOutOfRange { ino }).into());
+            }
+            let entry = RawEntry {
+                ino,
+                rec_len,
+                name,
+                type_code,
+            };
             let place = EntryPlace {
                 offset: offset + at as u64,
                 device: device + at as u64,
@@ -123,52 +158,12 @@ impl<D: BlockDevice> Ext2<D> {
             if visit(&place, &entry).is_break() {
                 return Ok(ControlFlow::Break(()));
             }
-            prev = Some((place.device, entry.rec_len));
-            at += entry.rec_len;
+            prev = Some((place.device, rec_len));
+            at += rec_len;
+            // Past the buffered bytes: read on at the next entry.
+            rest = rest.get(rec_len..).unwrap_or_default();
         }
         Ok(ControlFlow::Continue(()))
-    }
-
-    /// Parses and checks the header of the entry at the start of `rest`, which holds its header
-    /// and name if they lie inside the block's last `left` bytes.
-    #[inline(always)]
-    fn parse_entry<'b>(
-        &self,
-        rest: &'b [u8],
-        left: usize,
-    ) -> core::result::Result<RawEntry<'b>, DirEntryProblem> {
-        let Some(header) = rest.first_chunk::<8>() else {
-            return Err(DirEntryProblem::CutOff);
-        };
-        let ino = le32(header, 0);
-        let mut rec_len = usize::from(le16(header, 4));
-        // A 64 KiB record does not fit in 16 bits; Linux stores it as 0 or 65535.
-        if left == 1 << 16 && (rec_len == 0 || rec_len == 0xffff) {
-            rec_len = 1 << 16;
-        }
-        // Linux ext2 uses an 8-bit name length; the next byte is the file type (revision 1 with
-        // `filetype`) or 0.
-        let [.., name_len, type_code] = *header;
-        let name_len = usize::from(name_len);
-        if rec_len < 8 || !rec_len.is_multiple_of(4) {
-            return Err(DirEntryProblem::BadRecLen { rec_len });
-        }
-        if rec_len > left {
-            return Err(DirEntryProblem::RecLenPastEnd { rec_len });
-        }
-        let name = rest
-            .get(8..8 + name_len)
-            .filter(|_| 8 + name_len <= rec_len)
-            .ok_or(DirEntryProblem::NameLen { name_len, rec_len })?;
-        if ino > self.geo.inodes_count {
-            return Err(DirEntryProblem::InodeOutOfRange { ino });
-        }
-        Ok(RawEntry {
-            ino,
-            rec_len,
-            name,
-            type_code,
-        })
     }
 
     /// The file type an entry's type byte records: [`FileType::Unknown`] without `filetype`.
