@@ -417,7 +417,11 @@ fn a_damaged_directory_gives_errors_not_a_crash() {
         .unwrap();
     assert!(out.status.success(), "debugfs write: {out:?}");
     // The root directory's first block: its `..` entry gets an impossible record length.
-    let out = tool("debugfs").args(["-R", "blocks /"]).arg(&volume).output().unwrap();
+    let out = tool("debugfs")
+        .args(["-R", "blocks /"])
+        .arg(&volume)
+        .output()
+        .unwrap();
     let block: u64 = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()
@@ -441,12 +445,18 @@ fn a_damaged_directory_gives_errors_not_a_crash() {
         ]);
     let run = run(&mut command, Duration::from_secs(330));
     assert_no_panic(&run.stderr);
-    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     // `ls` reads the entries before the damage and may end quietly (busybox's does, as with
     // Linux's EIO from getdents); opening through the damaged entry must fail.
     for step in ["cat", "write"] {
         assert!(
-            run.stdout.lines().any(|l| l.starts_with(&format!("{step}=")) && l != format!("{step}=0")),
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{step}=")) && l != format!("{step}=0")),
             "{step} on a damaged directory must fail:\n{}",
             run.stdout
         );

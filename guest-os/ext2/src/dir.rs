@@ -14,6 +14,7 @@ use core::ops::ControlFlow;
 use crate::NAME_MAX;
 use crate::corrupt::{Corrupt, DirEntryProblem};
 use crate::device::BlockDevice;
+use crate::dir_scan::{EntryPlace, Header, RawEntry, Visitor, name_tail};
 use crate::error::{Error, Result};
 use crate::fs::Ext2;
 use crate::inode::{FileType, Inode, InodeNo};
@@ -75,14 +76,21 @@ impl<D: BlockDevice> Ext2<D> {
         let mut found = None;
         let mut buf = [0u8; READ_BUF];
         let buf = buf.get_mut(..self.read_buf_len()).unwrap_or_default();
-        self.walk_dir(dir, 0, buf, |_, entry| {
-            if entry.ino != 0 && same_name(entry.name, name) {
-                found = Some(InodeNo::new(entry.ino));
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
+        let (len, tail) = (name.len(), name_tail(name));
+        let mut visitor = Visitor {
+            wants: |head: &Header<'_>| {
+                head.ino != 0 && head.name_len == len && head.name_tail() == tail
+            },
+            visit: |_: &EntryPlace, entry: &RawEntry<'_>| {
+                if same_name(entry.name, name) {
+                    found = Some(InodeNo::new(entry.ino));
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        };
+        self.walk_dir(dir, 0, buf, &mut visitor)?;
         Ok(found)
     }
 
@@ -164,27 +172,31 @@ impl<D: BlockDevice> Ext2<D> {
         let mut buf = [0u8; READ_BUF];
         let buf = buf.get_mut(..self.read_buf_len()).unwrap_or_default();
         let mut stop = None;
-        self.walk_dir(dir, from, buf, |place, entry| {
-            if entry.ino == 0 || place.offset < from {
-                return ControlFlow::Continue(());
-            }
-            if !is_entry_name(entry.name) {
-                stop = Some(Err(place.offset));
-                return ControlFlow::Break(());
-            }
-            let entry = DirEntryRef {
-                name: entry.name,
-                ino: InodeNo::new(entry.ino),
-                file_type: self.entry_file_type(entry.type_code),
-                offset: place.offset,
-                next_offset: place.offset + entry.rec_len as u64,
-            };
-            if visit(&entry).is_break() {
-                stop = Some(Ok(entry.offset));
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        })?;
+        let mut visitor = Visitor {
+            wants: |head: &Header<'_>| head.ino != 0,
+            visit: |place: &EntryPlace, entry: &RawEntry<'_>| {
+                if place.offset < from {
+                    return ControlFlow::Continue(());
+                }
+                if !is_entry_name(entry.name) {
+                    stop = Some(Err(place.offset));
+                    return ControlFlow::Break(());
+                }
+                let entry = DirEntryRef {
+                    name: entry.name,
+                    ino: InodeNo::new(entry.ino),
+                    file_type: self.entry_file_type(entry.type_code),
+                    offset: place.offset,
+                    next_offset: place.offset + entry.rec_len as u64,
+                };
+                if visit(&entry).is_break() {
+                    stop = Some(Ok(entry.offset));
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            },
+        };
+        self.walk_dir(dir, from, buf, &mut visitor)?;
         match stop {
             None => Ok(size),
             Some(Ok(resume)) => Ok(resume),

@@ -19,7 +19,9 @@ use core::ops::ControlFlow;
 use crate::corrupt::{Corrupt, DirEntryProblem};
 use crate::device::BlockDevice;
 use crate::dir::MAX_DIR_BYTES;
-use crate::dir_scan::{EntryPlace, RawEntry};
+use crate::dir_scan::{
+    EntryPlace, EntryVisitor, Header, RawEntry, entry_len, every_entry, name_tail,
+};
 use crate::error::{Error, Result};
 use crate::features::EXT2_INDEX_FL;
 use crate::fs::Ext2;
@@ -73,44 +75,44 @@ pub(crate) enum Room {
     },
 }
 
-/// Bytes an entry with a `name_len`-byte name needs: the 8-byte header and the name, rounded up
-/// to 4.
-pub(crate) fn entry_len(name_len: usize) -> usize {
-    (8 + name_len + 3) & !3
-}
-
 /// `rec_len` as stored: a 64 KiB record does not fit in 16 bits and is stored as 65535.
 fn rec_len_to_disk(rec_len: usize) -> u16 {
     u16::try_from(rec_len).unwrap_or(u16::MAX)
 }
 
 /// What one pass over a directory found: up to two named entries and, when asked, the first room
-/// for a new entry. Per entry it costs a few compares: names are compared only when their
-/// lengths match, room is looked for until found.
+/// for a new entry. Its filter costs a few compares per entry: only entries whose name has the
+/// length and last 8 bytes of a name looked for, or with room while room is looked for, are
+/// visited.
 #[derive(Debug)]
 pub(crate) struct Search<'n> {
     /// The names to find; an absent second name has length [`NO_NAME`], which no entry has.
     names: [&'n [u8]; 2],
     lens: [usize; 2],
+    tails: [u64; 2],
     /// How many of `names` are still to be found.
     missing: usize,
-    /// The bytes the new entry needs, if room is wanted and not yet found.
-    need: Option<usize>,
+    /// The bytes the new entry needs while room is looked for, else [`NO_ROOM`].
+    need: usize,
     pub(crate) found: [Option<Found>; 2],
     pub(crate) room: Option<Room>,
 }
 
 /// The length of an absent name: longer than any entry's.
 const NO_NAME: usize = usize::MAX;
+/// [`Search::need`] when no room is looked for: more than any record holds.
+const NO_ROOM: usize = usize::MAX;
 
 impl<'n> Search<'n> {
     /// Looks for `name` (and `other`, if any).
     pub(crate) fn names(name: &'n [u8], other: Option<&'n [u8]>) -> Self {
+        let other_name = other.unwrap_or_default();
         Search {
-            names: [name, other.unwrap_or_default()],
+            names: [name, other_name],
             lens: [name.len(), other.map_or(NO_NAME, <[u8]>::len)],
+            tails: [name_tail(name), name_tail(other_name)],
             missing: 1 + usize::from(other.is_some()),
-            need: None,
+            need: NO_ROOM,
             found: [None, None],
             room: None,
         }
@@ -118,34 +120,41 @@ impl<'n> Search<'n> {
 
     /// Also looks for room for an entry named `name` (one of the names looked for).
     pub(crate) fn with_room_for(mut self, name: &[u8]) -> Self {
-        self.need = Some(entry_len(name.len()));
+        self.need = entry_len(name.len());
         self
+    }
+}
+
+impl EntryVisitor for Search<'_> {
+    #[inline(always)]
+    fn wants(&self, head: &Header<'_>) -> bool {
+        let [len_a, len_b] = self.lens;
+        let [tail_a, tail_b] = self.tails;
+        let named = (head.name_len == len_a && head.name_tail() == tail_a)
+            || (head.name_len == len_b && head.name_tail() == tail_b);
+        (head.ino != 0 && named) || head.slack() >= self.need
     }
 
     /// Takes one entry in; breaks once every name is found.
-    #[inline(always)]
     fn visit(&mut self, place: &EntryPlace, entry: &RawEntry<'_>) -> ControlFlow<()> {
         let len = entry.name.len();
-        if let Some(need) = self.need {
-            let room = if entry.ino == 0 {
-                (entry.rec_len >= need).then_some(Room::Unused {
+        let used = if entry.ino == 0 { 0 } else { entry_len(len) };
+        if entry.rec_len.saturating_sub(used) >= self.need {
+            self.room = Some(if entry.ino == 0 {
+                Room::Unused {
                     offset: place.device,
                     rec_len: entry.rec_len,
-                })
+                }
             } else {
-                let used = entry_len(len);
-                (entry.rec_len >= used + need).then_some(Room::Split {
+                Room::Split {
                     offset: place.device,
                     used,
                     rec_len: entry.rec_len,
-                })
-            };
-            if room.is_some() {
-                self.room = room;
-                self.need = None;
-            }
+                }
+            });
+            self.need = NO_ROOM;
         }
-        if entry.ino == 0 || (len != self.lens[0] && len != self.lens[1]) {
+        if entry.ino == 0 {
             return ControlFlow::Continue(());
         }
         for ((name, want), found) in self.names.iter().zip(self.lens).zip(&mut self.found) {
@@ -169,12 +178,8 @@ impl<'n> Search<'n> {
 }
 
 impl<D: BlockDevice> Ext2<D> {
-    /// Visits every entry, live or unused, of every block of `dir`. Blocks are read into the
-    /// writer's scratch buffer.
-    fn walk_entries<F>(&mut self, dir: &Inode, visit: F) -> Result<()>
-    where
-        F: FnMut(&EntryPlace, &RawEntry<'_>) -> ControlFlow<()>,
-    {
+    /// Walks `dir` with `visit`, reading blocks into the writer's scratch buffer.
+    fn walk_entries<V: EntryVisitor>(&mut self, dir: &Inode, visit: &mut V) -> Result<()> {
         let mut buf = self.take_scratch(self.geo.block_len());
         let result = self.walk_dir(dir, 0, &mut buf, visit);
         self.put_scratch(buf);
@@ -187,7 +192,7 @@ impl<D: BlockDevice> Ext2<D> {
         dir: &Inode,
         mut search: Search<'n>,
     ) -> Result<Search<'n>> {
-        self.walk_entries(dir, |place, entry| search.visit(place, entry))?;
+        self.walk_entries(dir, &mut search)?;
         Ok(search)
     }
 
@@ -348,27 +353,30 @@ impl<D: BlockDevice> Ext2<D> {
         let mut seen = 0;
         let mut found = None;
         let mut dot_ok = false;
-        self.walk_entries(dir, |place, entry| {
-            seen += 1;
-            if seen == 1 {
-                dot_ok = entry.ino == dir.ino().get() && entry.name == b".";
-                return if dot_ok {
-                    ControlFlow::Continue(())
-                } else {
-                    ControlFlow::Break(())
-                };
-            }
-            if entry.ino != 0 && entry.name == b".." {
-                found = Some(Found {
-                    ino: InodeNo::new(entry.ino),
-                    offset: place.device,
-                    rec_len: entry.rec_len,
-                    name_len: 2,
-                    prev: place.prev,
-                });
-            }
-            ControlFlow::Break(())
-        })?;
+        self.walk_entries(
+            dir,
+            &mut every_entry(|place: &EntryPlace, entry: &RawEntry<'_>| {
+                seen += 1;
+                if seen == 1 {
+                    dot_ok = entry.ino == dir.ino().get() && entry.name == b".";
+                    return if dot_ok {
+                        ControlFlow::Continue(())
+                    } else {
+                        ControlFlow::Break(())
+                    };
+                }
+                if entry.ino != 0 && entry.name == b".." {
+                    found = Some(Found {
+                        ino: InodeNo::new(entry.ino),
+                        offset: place.device,
+                        rec_len: entry.rec_len,
+                        name_len: 2,
+                        prev: place.prev,
+                    });
+                }
+                ControlFlow::Break(())
+            }),
+        )?;
         found
             .filter(|_| dot_ok)
             .ok_or(Corrupt::DotEntries { dir: dir.ino() }.into())
@@ -377,14 +385,17 @@ impl<D: BlockDevice> Ext2<D> {
     /// Whether `dir` holds nothing but `.` and `..`.
     pub(crate) fn dir_is_empty(&mut self, dir: &Inode) -> Result<bool> {
         let mut empty = true;
-        self.walk_entries(dir, |_, entry| {
-            if entry.ino != 0 && entry.name != b"." && entry.name != b".." {
-                empty = false;
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
+        self.walk_entries(
+            dir,
+            &mut every_entry(|_: &EntryPlace, entry: &RawEntry<'_>| {
+                if entry.ino != 0 && entry.name != b"." && entry.name != b".." {
+                    empty = false;
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            }),
+        )?;
         Ok(empty)
     }
 

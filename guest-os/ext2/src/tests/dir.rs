@@ -230,3 +230,60 @@ fn lookup_path_errors() {
         Err(Error::NameTooLong)
     );
 }
+
+/// The directory walk reads a block in pieces when its buffer is shorter than a block (a
+/// reader's 4 KiB buffer under 64 KiB blocks): any buffer that holds one entry sees every
+/// entry where a whole block would, at the same offsets, with the same neighbours; and lookups
+/// compare names by length and last word first, so names that differ in one byte anywhere are
+/// told apart.
+#[test]
+fn walks_with_short_buffers_see_what_whole_blocks_see() {
+    use crate::dir_scan::{ENTRY_MAX, EntryPlace, RawEntry, every_entry};
+    let f = boot();
+    // Names of every length 1..=255, differing from their neighbours in the first, a middle
+    // or the last byte.
+    let name = |i: usize| {
+        let mut n = std::vec![b'a' + (i % 26) as u8; 1 + i % 255];
+        let at = [0, n.len() / 2, n.len() - 1][i % 3];
+        n[at] = b'0' + (i / 26 % 10) as u8;
+        n
+    };
+    let mut names: Vec<Vec<u8>> = (0..400).map(name).collect();
+    names.sort();
+    names.dedup();
+    for n in &names {
+        f.file(&format!("boot/{}", std::str::from_utf8(n).unwrap()), b"x");
+    }
+    let fs = f.build(&["-t", "ext2", "-b", "4096"], 4096);
+    let dir = inode_at(&fs, "/boot").unwrap();
+    let walk = |len: usize| {
+        let mut seen = Vec::new();
+        let mut buf = std::vec![0u8; len];
+        let mut visitor = every_entry(|place: &EntryPlace, entry: &RawEntry<'_>| {
+            seen.push((
+                place.offset,
+                place.device,
+                place.prev,
+                entry.ino,
+                entry.name.to_vec(),
+            ));
+            ControlFlow::Continue(())
+        });
+        fs.walk_dir(&dir, 0, &mut buf, &mut visitor).unwrap();
+        drop(visitor);
+        seen
+    };
+    let whole = walk(4096);
+    assert!(whole.len() > names.len());
+    for len in [ENTRY_MAX, ENTRY_MAX + 1, 300, 1000, 1024, 4095] {
+        assert!(walk(len) == whole, "buffer of {len}");
+    }
+    for n in &names {
+        assert!(fs.lookup(&dir, n).unwrap().is_some(), "{n:?}");
+        let mut other = n.clone();
+        other[n.len() / 2] ^= 0x40;
+        if names.binary_search(&other).is_err() {
+            assert_eq!(fs.lookup(&dir, &other).unwrap(), None, "{other:?}");
+        }
+    }
+}
