@@ -425,10 +425,11 @@ fn one_run(
     // 4. The guest's result, then its exit.
     let mut result_line = None;
     while let Some((line, at)) = session.next_line()? {
-        if let Some(Kbench::Result { name, .. }) = parse::kbench_line(&line) {
-            if name == "tcp_sink" && result_line.is_none() {
-                result_line = Some(at);
-            }
+        if let Some(Kbench::Result { name, .. }) = parse::kbench_line(&line)
+            && name == "tcp_sink"
+            && result_line.is_none()
+        {
+            result_line = Some(at);
         }
     }
     let finished: Finished = session.finish()?;

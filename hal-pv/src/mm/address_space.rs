@@ -528,7 +528,7 @@ fn walk(phys: u64, level: u32, base: u64, start: u64, end: u64, f: &mut impl FnM
 fn for_present(entries: &[u64], range: core::ops::Range<usize>, mut f: impl FnMut(usize, u64)) {
     let mut i = range.start;
     while i < range.end {
-        if i % 8 == 0 && i + 8 <= range.end {
+        if i.is_multiple_of(8) && i + 8 <= range.end {
             let group = &entries[i..i + 8];
             let any = group.iter().fold(0, |acc, e| acc | e);
             if any & PRESENT == 0 {

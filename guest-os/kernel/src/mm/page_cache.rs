@@ -338,7 +338,7 @@ pub fn truncate(key: InodeId, size: u64) {
     let mut cache = CACHE.lock();
     if let Some(file) = cache.get_mut(&key) {
         file.cut(first_gone);
-        if size % PAGE_SIZE != 0
+        if !size.is_multiple_of(PAGE_SIZE)
             && let Some(page) = file.get(size / PAGE_SIZE)
         {
             let at = (size % PAGE_SIZE) as usize;

@@ -111,7 +111,7 @@ impl Disk {
     pub fn read_batch(&self, reads: &mut [(u64, &mut [u8])]) -> Result<(), IoError> {
         for (offset, buf) in reads.iter() {
             self.check_range(*offset, buf.len())?;
-            if offset % SECTOR != 0 || buf.len() as u64 % SECTOR != 0 {
+            if !offset.is_multiple_of(SECTOR) || !(buf.len() as u64).is_multiple_of(SECTOR) {
                 return Err(IoError::OutOfRange);
             }
         }
@@ -120,7 +120,7 @@ impl Disk {
             .iter_mut()
             .map(|(offset, buf)| Request::Read {
                 sector: *offset / SECTOR,
-                buf: &mut **buf,
+                buf,
             })
             .collect();
         inner.block.batch(&mut requests).map_err(eio)?;
