@@ -232,11 +232,27 @@ impl<D: BlockDevice> Ext2<D> {
             self.disk.read(block * self.geo.block_size, buf)?;
             for entry in buf.chunks_exact(4) {
                 let child = le32(entry, 0);
-                if child != 0 {
+                if child == 0 {
+                    continue;
+                }
+                if depth == 1 {
+                    // A data block, in line: most of what a large file frees. Only its range is
+                    // checked here; `free_blocks` checks each run against the metadata.
+                    budget.take()?;
+                    let child = self.check_block_u64(ino, u64::from(child))?;
+                    self.add_to_run(ino, run, child)?;
+                    freed += 1;
+                } else {
                     freed += self.free_tree(ino, child, depth - 1, rest, budget, run)?;
                 }
             }
         }
+        self.add_to_run(ino, run, block)?;
+        Ok(freed)
+    }
+
+    /// Adds `block` to the run to free, freeing the run first if `block` does not extend it.
+    fn add_to_run(&mut self, ino: InodeNo, run: &mut FreeRun, block: u64) -> Result<()> {
         if run.count > 0 && run.start + run.count == block {
             run.count += 1;
         } else {
@@ -246,7 +262,7 @@ impl<D: BlockDevice> Ext2<D> {
                 count: 1,
             };
         }
-        Ok(freed)
+        Ok(())
     }
 
     fn free_run(&mut self, ino: InodeNo, run: &mut FreeRun) -> Result<()> {

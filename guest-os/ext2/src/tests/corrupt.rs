@@ -6,7 +6,7 @@ use std::string::ToString;
 
 use super::file::boot;
 use super::fixture::{FileDevice, Fixture, MIB, inode_at, read_all};
-use crate::bytes::le32;
+use crate::bytes::{le16, le32};
 use crate::features::EXT4_EXTENTS_FL;
 use crate::{Corrupt, DirEntryProblem, Error, Ext2, InodeNo, Unsupported};
 
@@ -175,6 +175,18 @@ fn corrupt_directory_entries() {
     }
     f.patch(at + 8, b".");
     assert!(read(&f).is_ok());
+    assert!(listing(&f).is_ok());
+
+    // The last entry of the block leaves 4 bytes after it: too few for a header.
+    let block = f.bytes()[at as usize..at as usize + 1024].to_vec();
+    let mut last = 0;
+    while last + usize::from(le16(&block, last + 4)) < 1024 {
+        last += usize::from(le16(&block, last + 4));
+    }
+    let last_len = le16(&block, last + 4);
+    f.patch(at + last as u64 + 4, &(last_len - 4).to_le_bytes());
+    assert_corrupt(listing(&f), problem(DirEntryProblem::CutOff));
+    f.patch(at + last as u64 + 4, &last_len.to_le_bytes());
     assert!(listing(&f).is_ok());
 
     // Point the "boot" entry at inode 0xffff_fff0, then at an unused inode.

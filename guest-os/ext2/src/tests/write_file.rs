@@ -237,6 +237,38 @@ fn truncate_down_and_up() {
     }
 }
 
+/// A data pointer in an indirect block that names metadata (here the inode table) fails the
+/// truncate that would free it, and the metadata stays marked in use: freeing checks every run
+/// of data blocks it frees, not only the indirect blocks it reads.
+#[test]
+fn truncate_refuses_to_free_metadata_named_by_an_indirect_block() {
+    use crate::{BlockDevice, Corrupt};
+    let f = image(KINDS[1], 8);
+    let mut fs = f.open_rw(T0);
+    let ino = create_file(&mut fs, "t");
+    let bs = fs.block_size();
+    fs.write(ino, 0, &pattern(22 * bs as usize, 5), T0).unwrap();
+    let indirect = u64::from(fs.inode(ino).unwrap().block_words()[12]);
+    let table = u64::from(fs.groups[0].inode_table);
+    let bitmap = u64::from(fs.groups[0].block_bitmap) * bs;
+    fs.device()
+        .write_at(indirect * bs + 5 * 4, &(table as u32).to_le_bytes())
+        .unwrap();
+    let err = fs.truncate(ino, 0, T0).unwrap_err();
+    assert!(
+        matches!(err, Error::Corrupt(Corrupt::PointsAtMetadata { block, .. }) if block == table),
+        "{err:?}"
+    );
+    fs.sync().unwrap();
+    let mut byte = [0u8];
+    fs.device().read_at(bitmap + table / 8, &mut byte).unwrap();
+    assert_ne!(
+        byte[0] & 1 << (table % 8),
+        0,
+        "the inode table is still in use"
+    );
+}
+
 #[test]
 fn fallocate_fills_holes() {
     for kind in [KINDS[0], KINDS[1]] {
