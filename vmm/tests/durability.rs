@@ -161,15 +161,39 @@ impl Rng {
     }
 }
 
-fn workload(root: &Path, volume: &Path, name: &str, count: u32) -> Command {
-    let mut command = vmm();
-    command
-        .args(["--timeout", GUEST_TIMEOUT_SECS])
-        .arg("--volume")
+/// `vmm [--verbose] --volume VOLUME:/data ROOT -- COMMAND…` (no --snapshot: the volume's
+/// writes must stay).
+fn with_volume(root: &Path, volume: &Path, verbose: bool, command: &[&str]) -> Command {
+    let mut vmm = vmm();
+    vmm.args(["--timeout", GUEST_TIMEOUT_SECS]);
+    if verbose {
+        vmm.arg("--verbose");
+    }
+    vmm.arg("--volume")
         .arg(format!("{}:/data", volume.display()))
         .arg(root)
-        .args(["--", WORKLOAD, "/data", name, &count.to_string()]);
-    command
+        .arg("--")
+        .args(command);
+    vmm
+}
+
+/// Runs `command` in the guest with the volume at /data; no kernel panic allowed.
+fn run_with_volume(root: &Path, volume: &Path, verbose: bool, command: &[&str]) -> Run {
+    let run = run(
+        &mut with_volume(root, volume, verbose, command),
+        Duration::from_secs(330),
+    );
+    assert_no_panic(&run.stderr);
+    run
+}
+
+fn workload(root: &Path, volume: &Path, name: &str, count: u32) -> Command {
+    with_volume(
+        root,
+        volume,
+        false,
+        &[WORKLOAD, "/data", name, &count.to_string()],
+    )
 }
 
 #[test]
@@ -255,11 +279,7 @@ fn clean_power_off_leaves_clean_file_systems() {
     let Some((root, dir)) = setup() else { return };
     let volume = dir.path().join("volume.img");
     make_volume(&volume);
-    let run = run(
-        &mut workload(&root, &volume, "clean", 200),
-        Duration::from_secs(330),
-    );
-    assert_no_panic(&run.stderr);
+    let run = run_with_volume(&root, &volume, false, &[WORKLOAD, "/data", "clean", "200"]);
     assert_eq!(
         run.code, 0,
         "stdout:\n{}\nstderr:\n{}",
@@ -301,15 +321,7 @@ fn a_full_disk_gives_enospc_and_loses_nothing() {
                   dd if=/dev/zero of=/data/fill bs=4096 2>/dev/null; echo dd=$?; \
                   echo more >> /data/keep; echo append=$?; cat /data/keep; \
                   rm /data/fill && echo after > /data/after && cat /data/after";
-    let mut command = vmm();
-    command
-        .args(["--timeout", GUEST_TIMEOUT_SECS])
-        .arg("--volume")
-        .arg(format!("{}:/data", volume.display()))
-        .arg(&root)
-        .args(["--", "/bin/sh", "-c", script]);
-    let run = run(&mut command, Duration::from_secs(330));
-    assert_no_panic(&run.stderr);
+    let run = run_with_volume(&root, &volume, false, &["/bin/sh", "-c", script]);
     assert_eq!(
         run.code, 0,
         "stdout:\n{}\nstderr:\n{}",
@@ -339,15 +351,12 @@ fn a_volume_that_is_not_ext2_is_reported_and_skipped() {
     let Some((root, dir)) = setup() else { return };
     let volume = dir.path().join("garbage.img");
     std::fs::write(&volume, vec![0x5au8; 1 << 20]).unwrap();
-    let mut command = vmm();
-    command
-        .args(["--timeout", GUEST_TIMEOUT_SECS, "--verbose"])
-        .arg("--volume")
-        .arg(format!("{}:/data", volume.display()))
-        .arg(&root)
-        .args(["--", "/bin/sh", "-c", "echo up; ls /data"]);
-    let run = run(&mut command, Duration::from_secs(330));
-    assert_no_panic(&run.stderr);
+    let run = run_with_volume(
+        &root,
+        &volume,
+        true,
+        &["/bin/sh", "-c", "echo up; ls /data"],
+    );
     assert!(
         run.stdout.starts_with("up\n"),
         "stdout:\n{}\nstderr:\n{}",
@@ -378,15 +387,7 @@ fn stores_through_shared_mappings_reach_the_disk() {
                   \x20           m.flush()\n\
                   \x20       m.close()\n\
                   print('mapped')\n";
-    let mut command = vmm();
-    command
-        .args(["--timeout", GUEST_TIMEOUT_SECS])
-        .arg("--volume")
-        .arg(format!("{}:/data", volume.display()))
-        .arg(&root)
-        .args(["--", "/usr/bin/python3", "-c", script]);
-    let run = run(&mut command, Duration::from_secs(330));
-    assert_no_panic(&run.stderr);
+    let run = run_with_volume(&root, &volume, false, &["/usr/bin/python3", "-c", script]);
     assert_eq!(
         run.code, 0,
         "stdout:\n{}\nstderr:\n{}",
@@ -431,20 +432,9 @@ fn a_damaged_directory_gives_errors_not_a_crash() {
     let at = block as usize * 1024 + 12 + 4; // second entry's rec_len
     image[at..at + 2].copy_from_slice(&3u16.to_le_bytes());
     std::fs::write(&volume, image).unwrap();
-    let mut command = vmm();
-    command
-        .args(["--timeout", GUEST_TIMEOUT_SECS, "--verbose"])
-        .arg("--volume")
-        .arg(format!("{}:/data", volume.display()))
-        .arg(&root)
-        .args([
-            "--",
-            "/bin/sh",
-            "-c",
-            "ls /data; echo ls=$?; cat /data/hello; echo cat=$?; echo x > /data/new; echo write=$?",
-        ]);
-    let run = run(&mut command, Duration::from_secs(330));
-    assert_no_panic(&run.stderr);
+    let script =
+        "ls /data; echo ls=$?; cat /data/hello; echo cat=$?; echo x > /data/new; echo write=$?";
+    let run = run_with_volume(&root, &volume, true, &["/bin/sh", "-c", script]);
     assert_eq!(
         run.code, 0,
         "stdout:\n{}\nstderr:\n{}",
