@@ -23,7 +23,7 @@ mod stats;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -408,6 +408,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints a benchmark's table and writes its JSON file when asked.
+fn finish<T: serde::Serialize>(result: &T, table: String, json: Option<&Path>) -> Result<()> {
+    print!("{table}");
+    if let Some(path) = json {
+        report::write_json(result, path)?;
+        println!("JSON: {}", path.display());
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.bench {
         Bench::Boot(args) => {
@@ -422,12 +432,7 @@ fn run(cli: Cli) -> Result<()> {
                 deadline: Duration::from_secs(args.timeout),
             };
             let result = boot::run(&config)?;
-            print!("{}", report::boot_table(&result));
-            if let Some(path) = &args.json {
-                report::write_json(&result, path)?;
-                println!("JSON: {}", path.display());
-            }
-            Ok(())
+            finish(&result, report::boot_table(&result), args.json.as_deref())
         }
         Bench::Block(args) => {
             let config = block::Config {
@@ -439,12 +444,7 @@ fn run(cli: Cli) -> Result<()> {
                 deadline: Duration::from_secs(args.timeout),
             };
             let result = block::run(&config)?;
-            print!("{}", report::block_table(&result));
-            if let Some(path) = &args.json {
-                report::write_json(&result, path)?;
-                println!("JSON: {}", path.display());
-            }
-            Ok(())
+            finish(&result, report::block_table(&result), args.json.as_deref())
         }
         Bench::Net(args) => {
             let config = net::Config {
@@ -459,12 +459,7 @@ fn run(cli: Cli) -> Result<()> {
                 deadline: Duration::from_secs(args.timeout),
             };
             let result = net::run(&config)?;
-            print!("{}", report::net_table(&result));
-            if let Some(path) = &args.json {
-                report::write_json(&result, path)?;
-                println!("JSON: {}", path.display());
-            }
-            Ok(())
+            finish(&result, report::net_table(&result), args.json.as_deref())
         }
         Bench::Linux(args) => {
             let config = linux::Config {
@@ -483,12 +478,7 @@ fn run(cli: Cli) -> Result<()> {
                 deadline: Duration::from_secs(args.timeout),
             };
             let result = linux::run(&config)?;
-            print!("{}", report::linux_table(&result));
-            if let Some(path) = &args.json {
-                report::write_json(&result, path)?;
-                println!("JSON: {}", path.display());
-            }
-            Ok(())
+            finish(&result, report::linux_table(&result), args.json.as_deref())
         }
         Bench::Python(args) => {
             let config = python::Config {
@@ -503,12 +493,7 @@ fn run(cli: Cli) -> Result<()> {
                 deadline: Duration::from_secs(args.timeout),
             };
             let result = python::run(&config)?;
-            print!("{}", report::python_table(&result));
-            if let Some(path) = &args.json {
-                report::write_json(&result, path)?;
-                println!("JSON: {}", path.display());
-            }
-            Ok(())
+            finish(&result, report::python_table(&result), args.json.as_deref())
         }
         Bench::Files(args) => {
             if args.mib * 2 > args.disk_mib {
@@ -533,12 +518,7 @@ fn run(cli: Cli) -> Result<()> {
                 deadline: Duration::from_secs(args.timeout),
             };
             let result = files::run(&config)?;
-            print!("{}", report::files_table(&result));
-            if let Some(path) = &args.json {
-                report::write_json(&result, path)?;
-                println!("JSON: {}", path.display());
-            }
-            Ok(())
+            finish(&result, report::files_table(&result), args.json.as_deref())
         }
     }
 }
