@@ -55,7 +55,8 @@ pub fn page_align_up(addr: u64) -> Option<u64> {
 #[derive(Clone)]
 pub enum Backing {
     Anon,
-    /// File content from `offset` (page aligned) at the VMA's start; private (copied on write).
+    /// File content from `offset` (page aligned) at the VMA's start, through the page cache:
+    /// shared with the file (`Vma::shared`) or private (copied on write).
     File {
         file: FileRef,
         offset: u64,

@@ -92,8 +92,8 @@ fn name_hash(dir: u32, name: &[u8]) -> usize {
 
 impl Ext2Fs {
     /// Opens the disk and the file system on it as device number `dev`: read-write unless
-    /// `read_only` or the disk is, or the file system has features we cannot write (then
-    /// read-only, with a line on the console saying why).
+    /// `read_only` or the disk is. A file system we cannot write safely (unknown features,
+    /// errors recorded) is not mounted: the error says why (mount it read-only to read it).
     pub fn mount(device: Device, dev: u64, read_only: bool) -> Result<Arc<Ext2Fs>, String> {
         let block = Block::open(device).map_err(|e| format!("{e}"))?;
         let disk = Disk::new(block);
