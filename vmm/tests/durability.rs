@@ -452,3 +452,37 @@ fn a_damaged_directory_gives_errors_not_a_crash() {
         );
     }
 }
+
+#[test]
+fn a_file_system_marked_with_errors_is_mounted_read_only() {
+    let Some((root, dir)) = setup() else { return };
+    let volume = dir.path().join("errors.img");
+    make_volume(&volume);
+    let file = dir.path().join("hello");
+    std::fs::write(&file, "hello\n").unwrap();
+    let out = tool("debugfs")
+        .args(["-w", "-R", &format!("write {} hello", file.display())])
+        .arg(&volume)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "debugfs write: {out:?}");
+    // s_state (superblock offset 58) = EXT2_ERROR_FS: e2fsck should look before anyone writes.
+    let mut image = std::fs::read(&volume).unwrap();
+    image[1024 + 58..1024 + 60].copy_from_slice(&2u16.to_le_bytes());
+    std::fs::write(&volume, &image).unwrap();
+    let script = "cat /data/hello; echo x > /data/new; echo write=$?";
+    let run = run_with_volume(&root, &volume, true, &["/bin/sh", "-c", script]);
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    assert!(run.stdout.starts_with("hello\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("write=1"), "{}", run.stdout);
+    assert!(run.stderr.contains("mounted read-only"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read(&volume).unwrap(),
+        image,
+        "a read-only mount wrote to the disk"
+    );
+}

@@ -21,6 +21,7 @@
 //! Owns: the cache and the device handle. The format is `noa-ext2`'s.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use hal_pv::virtio::block::{Block, Request};
@@ -52,9 +53,11 @@ struct DiskInner {
     recent: [u8; SETS],
 }
 
-/// A disk holding an ext2 file system.
+/// A disk holding an ext2 file system. Clones share the device and the cache (a failed
+/// read-write open hands its clone back to a read-only one).
+#[derive(Clone)]
 pub struct Disk {
-    inner: Mutex<DiskInner>,
+    inner: Arc<Mutex<DiskInner>>,
     len: u64,
     read_only: bool,
 }
@@ -76,11 +79,11 @@ impl Disk {
             })
             .collect();
         Disk {
-            inner: Mutex::new(DiskInner {
+            inner: Arc::new(Mutex::new(DiskInner {
                 block,
                 lines,
                 recent: [0; SETS],
-            }),
+            })),
             len,
             read_only,
         }

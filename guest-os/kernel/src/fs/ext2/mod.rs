@@ -92,17 +92,20 @@ fn name_hash(dir: u32, name: &[u8]) -> usize {
 
 impl Ext2Fs {
     /// Opens the disk and the file system on it as device number `dev`: read-write unless
-    /// `read_only` or the disk is. A file system we cannot write safely (unknown features,
-    /// errors recorded) is not mounted: the error says why (mount it read-only to read it).
+    /// `read_only` or the disk is, or the file system is one we cannot write safely (unknown
+    /// features, errors recorded): that one is mounted read-only, with a console line why.
     pub fn mount(device: Device, dev: u64, read_only: bool) -> Result<Arc<Ext2Fs>, String> {
         let block = Block::open(device).map_err(|e| format!("{e}"))?;
         let disk = Disk::new(block);
         let (fs, writable) = if read_only || disk.read_only() {
             (Ext2::open(disk).map_err(|e| format!("{e}"))?, false)
         } else {
-            match Ext2::open_rw_at(disk, Some(now_secs())) {
+            match Ext2::open_rw_at(disk.clone(), Some(now_secs())) {
                 Ok(fs) => (fs, true),
-                Err(why) => return Err(format!("{why}")),
+                Err(why) => {
+                    hal_pv::println!("ext2: {why}: mounted read-only");
+                    (Ext2::open(disk).map_err(|e| format!("{e}"))?, false)
+                }
             }
         };
         let block_size = fs.block_size();
