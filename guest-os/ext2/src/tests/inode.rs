@@ -34,7 +34,9 @@ fn inode_metadata_matches_the_source_tree() {
         assert_eq!(inode.uid(), meta.uid(), "{path}");
         assert_eq!(inode.gid(), meta.gid(), "{path}");
         assert_eq!(inode.mtime(), meta.mtime(), "{path}");
-        assert_eq!(inode.atime(), meta.atime(), "{path}");
+        // mke2fs copies the access time before it reads the file, and its read may move the
+        // source's (relatime): the image's can only be the same or older.
+        assert!(inode.atime() <= meta.atime(), "{path}");
         if meta.is_file() {
             assert_eq!(inode.size(), meta.len(), "{path}");
             assert_eq!(inode.links(), 1);
