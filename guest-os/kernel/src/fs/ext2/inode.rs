@@ -80,8 +80,9 @@ impl Ext2Inode {
         self.raw.lock().file_type()
     }
 
-    /// Another directory of the same file system, else EXDEV.
-    fn same_fs_dir(&self, other: &InodeRef) -> SysResult<Arc<Ext2Inode>> {
+    /// Another inode of the same file system (a rename's target directory, a link's target),
+    /// else EXDEV.
+    fn same_fs(&self, other: &InodeRef) -> SysResult<Arc<Ext2Inode>> {
         let other = downcast::<Ext2Inode>(other).ok_or(Errno::EXDEV)?;
         if !Arc::ptr_eq(&other.fs, &self.fs) {
             return Err(Errno::EXDEV);
@@ -374,7 +375,7 @@ impl Inode for Ext2Inode {
     }
 
     fn link(&self, name: &[u8], target: &InodeRef) -> SysResult<()> {
-        let target = self.same_fs_dir(target)?;
+        let target = self.same_fs(target)?;
         let dir = self.ino;
         let raw = self
             .fs
@@ -410,7 +411,7 @@ impl Inode for Ext2Inode {
         new_name: &[u8],
         noreplace: bool,
     ) -> SysResult<()> {
-        let new_parent = self.same_fs_dir(new_dir)?;
+        let new_parent = self.same_fs(new_dir)?;
         let (old_dir, new_dir) = (self.ino, new_parent.ino);
         let moved = self
             .fs
