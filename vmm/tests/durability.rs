@@ -404,12 +404,11 @@ fn stores_through_shared_mappings_reach_the_disk() {
     }
 }
 
-#[test]
-fn a_damaged_directory_gives_errors_not_a_crash() {
-    let Some((root, dir)) = setup() else { return };
-    let volume = dir.path().join("damaged.img");
+/// A fresh volume in `dir` holding `/hello` ("hello\n"), written by debugfs.
+fn volume_with_hello(dir: &Path, name: &str) -> PathBuf {
+    let volume = dir.join(name);
     make_volume(&volume);
-    let file = dir.path().join("hello");
+    let file = dir.join("hello");
     std::fs::write(&file, "hello\n").unwrap();
     let out = tool("debugfs")
         .args(["-w", "-R", &format!("write {} hello", file.display())])
@@ -417,6 +416,13 @@ fn a_damaged_directory_gives_errors_not_a_crash() {
         .output()
         .unwrap();
     assert!(out.status.success(), "debugfs write: {out:?}");
+    volume
+}
+
+#[test]
+fn a_damaged_directory_gives_errors_not_a_crash() {
+    let Some((root, dir)) = setup() else { return };
+    let volume = volume_with_hello(dir.path(), "damaged.img");
     // The root directory's first block: its `..` entry gets an impossible record length.
     let out = tool("debugfs")
         .args(["-R", "blocks /"])
@@ -456,16 +462,7 @@ fn a_damaged_directory_gives_errors_not_a_crash() {
 #[test]
 fn a_file_system_marked_with_errors_is_mounted_read_only() {
     let Some((root, dir)) = setup() else { return };
-    let volume = dir.path().join("errors.img");
-    make_volume(&volume);
-    let file = dir.path().join("hello");
-    std::fs::write(&file, "hello\n").unwrap();
-    let out = tool("debugfs")
-        .args(["-w", "-R", &format!("write {} hello", file.display())])
-        .arg(&volume)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "debugfs write: {out:?}");
+    let volume = volume_with_hello(dir.path(), "errors.img");
     // s_state (superblock offset 58) = EXT2_ERROR_FS: e2fsck should look before anyone writes.
     let mut image = std::fs::read(&volume).unwrap();
     image[1024 + 58..1024 + 60].copy_from_slice(&2u16.to_le_bytes());
