@@ -5,8 +5,8 @@
 //! host's CPUs; a pidfd in the same `poll` notices the exit), the deadline (a child that overruns it
 //! is killed with SIGKILL), and the reap with `wait4`, which also yields the child's peak RSS.
 //! [`Session`] hands the caller stdout line by line, each with the moment it was read, and lets it
-//! wait on one more file descriptor of its own in the same `poll` (the `net` benchmark's socket);
-//! [`run`] is the boot benchmark's whole run on top of it. Knows nothing about which program it
+//! wait on descriptors of its own in the same `poll` (the `net` benchmark's socket, the `http`
+//! benchmark's connections); [`run`] is the boot benchmark's whole run on top of it. Knows nothing about which program it
 //! runs or what a good exit status is; the benchmarks decide that.
 
 use crate::parse::{self, BootLine};
@@ -161,61 +161,72 @@ impl Session {
     /// have. Returns the events `extra` got (0 for none). Kills the child if the deadline has
     /// passed; a done session returns at once.
     pub fn wait(&mut self, extra: Option<(RawFd, i16)>, at_most: Option<Duration>) -> Result<i16> {
+        let (fd, events) = extra.unwrap_or((-1, 0));
+        let mut extra = [libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        }];
+        self.wait_many(&mut extra, at_most)?;
+        Ok(extra[0].revents)
+    }
+
+    /// [`Session::wait`] with any number of the caller's descriptors (the `http` benchmark's
+    /// connections): each `revents` is set to what that descriptor got (0 for none; entries with
+    /// a negative `fd` are skipped, as `poll` does).
+    pub fn wait_many(
+        &mut self,
+        extra: &mut [libc::pollfd],
+        at_most: Option<Duration>,
+    ) -> Result<()> {
+        for fd in extra.iter_mut() {
+            fd.revents = 0;
+        }
         if self.done() {
-            return Ok(0);
+            return Ok(());
         }
         let left = self.deadline.saturating_sub(self.start.elapsed());
         if left.is_zero() {
             self.timed_out = true;
             // SAFETY: `pid` is our child, not yet reaped, so it cannot name another process.
             unsafe { libc::kill(self.guard.pid, libc::SIGKILL) };
-            return Ok(0);
+            return Ok(());
         }
-        let (extra_fd, extra_events) = extra.unwrap_or((-1, 0));
-        let mut fds = [
-            libc::pollfd {
-                fd: if self.out_open {
-                    self.stdout.as_raw_fd()
-                } else {
-                    -1
-                },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if self.err_open {
-                    self.stderr.as_raw_fd()
-                } else {
-                    -1
-                },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self
-                    .pidfd
-                    .as_ref()
-                    .filter(|_| !self.exited)
-                    .map_or(-1, |fd| fd.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: extra_fd,
-                events: extra_events,
-                revents: 0,
-            },
+        let own = [
+            (self.out_open, self.stdout.as_raw_fd()),
+            (self.err_open, self.stderr.as_raw_fd()),
+            (
+                !self.exited,
+                self.pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+            ),
         ];
+        let mut fds: Vec<libc::pollfd> = own
+            .iter()
+            .map(|&(open, fd)| libc::pollfd {
+                fd: if open { fd } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .chain(extra.iter().copied())
+            .collect();
         let wait = at_most.map_or(left, |at_most| at_most.min(left));
-        let timeout_ms = i32::try_from(wait.as_millis().max(1)).unwrap_or(i32::MAX);
-        // SAFETY: `fds` is a valid array of four pollfds for the duration of the call.
+        // Round up, so that a short wait is not a busy loop; `at_most` zero polls without waiting.
+        let timeout_ms = if at_most == Some(Duration::ZERO) {
+            0
+        } else {
+            i32::try_from(wait.as_millis().max(1)).unwrap_or(i32::MAX)
+        };
+        // SAFETY: `fds` is a valid array of pollfds for the duration of the call.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
         if ready < 0 {
             let err = std::io::Error::last_os_error();
             if err.kind() == std::io::ErrorKind::Interrupted {
-                return Ok(0);
+                return Ok(());
             }
             return Err(err).context("poll on the child's pipes");
+        }
+        for (mine, polled) in extra.iter_mut().zip(&fds[own.len()..]) {
+            mine.revents = polled.revents;
         }
         let mut buf = [0u8; 4096];
         if fds[0].revents != 0 {
@@ -252,7 +263,7 @@ impl Session {
         if fds[2].revents != 0 {
             self.exited = true;
         }
-        Ok(fds[3].revents)
+        Ok(())
     }
 
     /// Waits for the child to be done (its exit, or the deadline), reaps it and returns how it

@@ -4,7 +4,7 @@
 //! This module owns the command line and the exit status only: 0 when the benchmark ran, non-zero
 //! when it could not (a guest that fails to boot is an error). Figures never decide the exit status;
 //! targets are printed as notes (DESIGN.md §10: benchmarks report, they are not timed assertions).
-//! `boot`, `block`, `net`, `linux`, `python` and `files` are the benchmarks; `child` times one process, `kbench` judges the
+//! `boot`, `block`, `net`, `linux`, `python`, `files` and `http` are the benchmarks; `child` times one process, `kbench` judges the
 //! guest's in-guest benchmark runs, `parse` reads guest and VMM output, `stats` computes order
 //! statistics, `common` has what they share, `report` prints.
 
@@ -13,6 +13,7 @@ mod boot;
 mod child;
 mod common;
 mod files;
+mod http;
 mod kbench;
 mod linux;
 mod net;
@@ -114,6 +115,21 @@ enum Bench {
     /// append + fsync, MiB/s of a file written in 1 MiB writes + fsync and read back, medians and
     /// guest/native ratios.
     Files(FilesArgs),
+
+    /// HTTP: one small static server (bench/programs/http_server.c: epoll, keep-alive) natively,
+    /// in our VMM behind --publish, and in QEMU microvm (our kernel, the same image) behind slirp.
+    ///
+    /// Interleaves, run by run: PROGRAM 0 127.0.0.1 on the host; `VMM --snapshot --cpus N
+    /// --timeout T --publish 127.0.0.1:PORT:8000 IMAGE -- GUEST_PROGRAM 8000`; and
+    /// `qemu-system-x86_64 -M microvm,acpi=off,auto-kernel-cmdline=off ... -netdev
+    /// user,id=n0,hostfwd=tcp:127.0.0.1:PORT-:8000 ... -kernel KERNEL -append "<the image's
+    /// /boot/cmdline> ip=... virtio_mmio.device=... -- GUEST_PROGRAM 8000"`. Each run waits for the
+    /// server's `NOA-HTTP listening port=P` line, then the client (here, one thread) measures
+    /// GET /small requests/s on --connections keep-alive connections for --seconds each, a
+    /// --download-mib download (every byte checked) and a --upload-mib POST, then GET /quit and the
+    /// exit. A variant that fails (e.g. a guest without sockets) is reported as failed with its
+    /// output and left out of later rounds; the benchmark then exits non-zero after the table.
+    Http(HttpArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -396,6 +412,89 @@ struct FilesArgs {
     timeout: u64,
 }
 
+#[derive(Debug, clap::Args)]
+struct HttpArgs {
+    /// The VMM binary (target/noa/vmm).
+    #[arg(long, value_name = "FILE")]
+    vmm: PathBuf,
+
+    /// The guest image holding the server at --guest-program (`cargo xtask bench http` writes
+    /// target/noa/bench-http.img); booted with --snapshot (QEMU: snapshot=on), never written.
+    #[arg(long, value_name = "FILE")]
+    image: PathBuf,
+
+    /// The kernel ELF QEMU boots with -kernel: the image's own /boot/kernel (target/noa/kernel.elf).
+    #[arg(long, value_name = "FILE")]
+    kernel: PathBuf,
+
+    /// The server on the host: the same binary as --guest-program in the image (built with
+    /// `gcc -O2 -static bench/programs/http_server.c`).
+    #[arg(long, value_name = "FILE")]
+    program: PathBuf,
+
+    /// Where the server is in the guest.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/opt/noa-bench/http_server"
+    )]
+    guest_program: String,
+
+    /// Which variants to run, in this order in the first round.
+    #[arg(long, value_delimiter = ',', default_value = "native,vmm,qemu")]
+    variants: Vec<http::Kind>,
+
+    /// Keep-alive connection counts of the GET /small phases, one phase each.
+    #[arg(long, value_delimiter = ',', default_value = "1,8",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    connections: Vec<u16>,
+
+    /// Length of each GET /small phase, in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+
+    /// Size of the download (GET /bytes?n=N), in MiB; 0 skips it.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=65_536))]
+    download_mib: u64,
+
+    /// Size of the upload (POST /upload), in MiB; 0 skips it.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=65_536))]
+    upload_mib: u64,
+
+    /// The VMM's --cpus (QEMU's microvm with acpi=off gives the guest 1).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    vmm_cpus: u32,
+
+    /// Measured runs of each variant.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    runs: u32,
+
+    /// Unmeasured runs of each variant before the measured ones.
+    #[arg(long, default_value_t = 0)]
+    warmup: u32,
+
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// The QEMU binary.
+    #[arg(long, value_name = "FILE", default_value = "qemu-system-x86_64")]
+    qemu: PathBuf,
+
+    /// QEMU -cpu value ("none": no -cpu flag). `host` aborts QEMU 7.2 on PVM hosts.
+    #[arg(long, value_name = "CPU", default_value = "host,arch-capabilities=off")]
+    qemu_cpu: String,
+
+    /// The debugfs that reads the image's /boot/cmdline for QEMU's kernel command line.
+    #[arg(long, value_name = "FILE", default_value = "debugfs")]
+    debugfs: PathBuf,
+
+    /// Kill a run (and fail its variant) that has not ended after SECS seconds; also the VMM's
+    /// --timeout (the kill then comes 10 s later).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    timeout: u64,
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -519,6 +618,45 @@ fn run(cli: Cli) -> Result<()> {
             };
             let result = files::run(&config)?;
             finish(&result, report::files_table(&result), args.json.as_deref())
+        }
+        Bench::Http(args) => {
+            anyhow::ensure!(
+                args.seconds > 0.0 && args.seconds <= 3600.0,
+                "--seconds must be above 0 and at most 3600"
+            );
+            let config = http::Config {
+                vmm: args.vmm,
+                image: args.image,
+                kernel: args.kernel,
+                program: args.program,
+                guest_program: args.guest_program,
+                qemu: args.qemu,
+                qemu_cpu: Some(args.qemu_cpu).filter(|c| c != "none"),
+                debugfs: args.debugfs,
+                vmm_cpus: args.vmm_cpus,
+                variants: args.variants,
+                connections: args.connections.iter().map(|&k| usize::from(k)).collect(),
+                seconds: args.seconds,
+                download_mib: args.download_mib,
+                upload_mib: args.upload_mib,
+                runs: args.runs as usize,
+                warmup: args.warmup as usize,
+                deadline: Duration::from_secs(args.timeout),
+            };
+            let result = http::run(&config)?;
+            finish(
+                &result,
+                http::table::http_table(&result),
+                args.json.as_deref(),
+            )?;
+            let failed = http::failures(&result);
+            anyhow::ensure!(
+                failed.is_empty(),
+                "{} variant(s) failed (see FAILED above; the JSON has their output):\n{}",
+                failed.len(),
+                failed.join("\n")
+            );
+            Ok(())
         }
     }
 }
@@ -654,6 +792,72 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn http_defaults() {
+        let cli = Cli::try_parse_from([
+            "noa-bench",
+            "http",
+            "--vmm",
+            "v",
+            "--image",
+            "i",
+            "--kernel",
+            "k",
+            "--program",
+            "p",
+        ])
+        .unwrap();
+        let Bench::Http(args) = cli.bench else {
+            panic!("not http")
+        };
+        assert_eq!(
+            args.variants,
+            [http::Kind::Native, http::Kind::Vmm, http::Kind::Qemu]
+        );
+        assert_eq!(args.connections, [1, 8]);
+        assert_eq!(
+            (args.download_mib, args.upload_mib, args.runs, args.vmm_cpus),
+            (64, 64, 3, 2)
+        );
+        let cli = Cli::try_parse_from([
+            "noa-bench",
+            "http",
+            "--vmm",
+            "v",
+            "--image",
+            "i",
+            "--kernel",
+            "k",
+            "--program",
+            "p",
+            "--variants",
+            "native,qemu",
+            "--connections",
+            "2,16,4",
+        ])
+        .unwrap();
+        let Bench::Http(args) = cli.bench else {
+            panic!("not http")
+        };
+        assert_eq!(args.variants, [http::Kind::Native, http::Kind::Qemu]);
+        assert_eq!(args.connections, [2, 16, 4]);
+        let zero = [
+            "noa-bench",
+            "http",
+            "--vmm",
+            "v",
+            "--image",
+            "i",
+            "--kernel",
+            "k",
+            "--program",
+            "p",
+            "--connections",
+            "0",
+        ];
+        assert!(Cli::try_parse_from(zero).is_err());
     }
 
     #[test]

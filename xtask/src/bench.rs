@@ -11,6 +11,11 @@
 //! `target/noa/bench-files.img` (the guest image plus it at /opt/noa-bench/files); the benchmark
 //! boots a private copy of that and makes its ext2 disks with the mke2fs found here.
 //!
+//! `http` likewise compiles bench/programs/http_server.c into `<target>/noa-bench/http_server` and
+//! writes `target/noa/bench-http.img` (the guest image plus it at /opt/noa-bench/http_server); QEMU
+//! boots kernel.elf on that image with the kernel command line the VMM would give it, starting
+//! with the image's /boot/cmdline, which the benchmark reads with the debugfs found here.
+//!
 //! `python` runs on guest.img itself (it carries python3) against the host's /usr/bin/python3.11.
 //!
 //! With `NOA_BENCH_NO_BUILD=1` the VMM and kernel already in target/noa are used as they are
@@ -29,6 +34,7 @@ const BENCHMARKS: &[(&str, bool, u32)] = &[
     ("linux", false, 3),
     ("python", false, 3),
     ("files", false, 3),
+    ("http", true, 3),
 ];
 
 /// The benchmarks that run a program of bench/programs/ from an image of their own: (benchmark,
@@ -36,6 +42,7 @@ const BENCHMARKS: &[(&str, bool, u32)] = &[
 const PROGRAMS: &[(&str, &str, &str)] = &[
     ("linux", "linux_abi", "/opt/noa-bench/linux_abi"),
     ("files", "files", "/opt/noa-bench/files"),
+    ("http", "http_server", "/opt/noa-bench/http_server"),
 ];
 
 pub fn run(which: &str, runs: Option<u32>) -> Result<()> {
@@ -98,6 +105,10 @@ pub fn run(which: &str, runs: Option<u32>) -> Result<()> {
     if name == "files" {
         let mke2fs = crate::deps::find("mke2fs").context("no mke2fs: install e2fsprogs")?;
         command.arg("--mke2fs").arg(mke2fs);
+    }
+    if name == "http" {
+        let debugfs = crate::deps::find("debugfs").context("no debugfs: install e2fsprogs")?;
+        command.arg("--debugfs").arg(debugfs);
     }
     if needs_kernel {
         command.arg("--kernel").arg(noa.join("kernel.elf"));
