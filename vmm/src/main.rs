@@ -77,6 +77,10 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
         cmdline.push_str(&volume_word(volume));
     }
     let net = open_network(cli).usage()?;
+    let has_ip_word = cmdline.split(' ').any(|word| word.starts_with("ip="));
+    if matches!(cli.net, devices::virtio::net::NetArg::User) && !has_ip_word {
+        cmdline.push_str(&usernet_ip_word());
+    }
     let vsock = cli
         .vsock
         .as_ref()
@@ -148,6 +152,14 @@ fn volume_word(volume: &cli::Volume) -> String {
     });
     command::encode_arg(volume.guest_path.as_bytes(), &mut word);
     word
+}
+
+/// The guest's address on the user network, as Linux's `ip=` parameter
+/// (`CLIENT:SERVER:GATEWAY:NETMASK:HOSTNAME:DEVICE:AUTOCONF`): the guest needs no DHCP round
+/// trip at boot. Not added when the image's or the user's command line has an `ip=` already.
+fn usernet_ip_word() -> String {
+    use devices::virtio::net::usernet::{GATEWAY, GUEST, NETMASK};
+    format!(" ip={GUEST}::{GATEWAY}:{NETMASK}::eth0:off")
 }
 
 /// The network device of `--net` and `--publish` (None for `--net none`). Built before boot, so

@@ -57,7 +57,8 @@ fn kernel_main(info: BootInfo) -> ! {
 /// Mounts the root and starts `/sbin/init` as process 1, with the command after `--` if any.
 fn start_init(line: &str) {
     let start = hal_pv::time::now_ns();
-    fs::init(line);
+    let devices = fs::init(line);
+    net::init(devices, line);
     let mounted = hal_pv::time::now_ns();
     // Seed the kernel generator (AT_RANDOM, getrandom) from the entropy device.
     let mut seed = [0u8; 32];

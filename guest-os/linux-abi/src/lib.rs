@@ -18,7 +18,7 @@
 //!   [`fcntl`].
 //!
 //! Modules: [`errno`], [`syscalls`], [`elf`], [`stack`], [`shebang`], [`signal`], [`stat`],
-//! [`time`], [`process`], [`wait`], [`io`], [`tty`], [`futex`], [`fcntl`], [`mm`].
+//! [`time`], [`process`], [`wait`], [`io`], [`tty`], [`futex`], [`fcntl`], [`mm`], [`socket`].
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -37,6 +37,7 @@ pub mod mm;
 pub mod process;
 pub mod shebang;
 pub mod signal;
+pub mod socket;
 pub mod stack;
 pub mod stat;
 pub mod syscalls;

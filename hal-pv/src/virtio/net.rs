@@ -65,6 +65,19 @@ impl Net {
         self.driver.ack_interrupt();
     }
 
+    /// Runs `hook` each time this card's interrupt arrives — in the interrupt handler, with
+    /// interrupts off, on the CPU the IOAPIC delivers to: the network stack's cue to run.
+    /// Replaces an earlier hook.
+    pub fn set_interrupt_hook(&self, hook: fn()) {
+        super::set_interrupt_hook(self.slot, Some(hook));
+    }
+
+    /// Acknowledges the card's interrupt (InterruptACK): call it before looking at the queues
+    /// after an interrupt.
+    pub fn ack_interrupt(&mut self) {
+        self.driver.ack_interrupt();
+    }
+
     /// Interrupts this card has raised so far.
     pub fn interrupts(&self) -> u32 {
         super::interrupts_seen(self.slot)

@@ -13,6 +13,7 @@ use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use noa_linux_abi::errno::{Errno, SysResult};
+use noa_linux_abi::io::Iovec;
 use spin::Mutex;
 
 /// Size of one bounce buffer: the most one device request of a user read or write carries.
@@ -34,13 +35,50 @@ static PAGES: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
 /// slice.
 pub enum ReadBuf<'a> {
     User { addr: u64, len: usize },
+    /// Several user buffers in turn (readv, recvmsg): one read fills them as one, so a stream
+    /// read never blocks for a later buffer once an earlier one got data.
+    UserVec { iov: &'a [Iovec], len: usize },
     Kernel(&'a mut [u8]),
 }
 
 /// Where written data comes from.
 pub enum WriteBuf<'a> {
     User { addr: u64, len: usize },
+    /// Several user buffers in turn (writev, sendmsg), written as one.
+    UserVec { iov: &'a [Iovec], len: usize },
     Kernel(&'a [u8]),
+}
+
+/// The total length of `iov`, clamped to `MAX_RW_COUNT` as Linux clamps one transfer.
+fn iov_len(iov: &[Iovec]) -> usize {
+    let total = iov.iter().fold(0u64, |t, v| t.saturating_add(v.len));
+    total.min(noa_linux_abi::io::MAX_RW_COUNT) as usize
+}
+
+/// Runs `each(user_address, offset_in_chunk, length)` over the parts of `iov` that the byte
+/// range `[at, at + len)` of their concatenation covers.
+fn iov_walk(
+    iov: &[Iovec],
+    at: usize,
+    len: usize,
+    mut each: impl FnMut(u64, usize, usize) -> SysResult<()>,
+) -> SysResult<()> {
+    let (mut skip, mut done) = (at as u64, 0usize);
+    for v in iov {
+        if done == len {
+            break;
+        }
+        if skip >= v.len {
+            skip -= v.len;
+            continue;
+        }
+        let n = ((v.len - skip) as usize).min(len - done);
+        let addr = v.base.checked_add(skip).ok_or(Errno::EFAULT)?;
+        each(addr, done, n)?;
+        done += n;
+        skip = 0;
+    }
+    Ok(())
 }
 
 impl<'a> ReadBuf<'a> {
@@ -48,9 +86,17 @@ impl<'a> ReadBuf<'a> {
         ReadBuf::User { addr, len }
     }
 
+    /// The user buffers of `iov`, read into as one.
+    pub fn user_vec(iov: &'a [Iovec]) -> ReadBuf<'a> {
+        ReadBuf::UserVec {
+            iov,
+            len: iov_len(iov),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
-            ReadBuf::User { len, .. } => *len,
+            ReadBuf::User { len, .. } | ReadBuf::UserVec { len, .. } => *len,
             ReadBuf::Kernel(slice) => slice.len(),
         }
     }
@@ -71,6 +117,9 @@ impl<'a> ReadBuf<'a> {
                 let to = addr.checked_add(at as u64).ok_or(Errno::EFAULT)?;
                 uaccess::copy_to_user(to, bytes)
             }
+            ReadBuf::UserVec { iov, .. } => iov_walk(iov, at, bytes.len(), |to, from, n| {
+                uaccess::copy_to_user(to, &bytes[from..from + n])
+            }),
             ReadBuf::Kernel(slice) => {
                 slice[at..end].copy_from_slice(bytes);
                 Ok(())
@@ -129,9 +178,17 @@ impl<'a> WriteBuf<'a> {
         WriteBuf::User { addr, len }
     }
 
+    /// The user buffers of `iov`, written from as one.
+    pub fn user_vec(iov: &'a [Iovec]) -> WriteBuf<'a> {
+        WriteBuf::UserVec {
+            iov,
+            len: iov_len(iov),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
-            WriteBuf::User { len, .. } => *len,
+            WriteBuf::User { len, .. } | WriteBuf::UserVec { len, .. } => *len,
             WriteBuf::Kernel(slice) => slice.len(),
         }
     }
@@ -151,6 +208,9 @@ impl<'a> WriteBuf<'a> {
                 let from = addr.checked_add(at as u64).ok_or(Errno::EFAULT)?;
                 uaccess::copy_from_user(from, dst)
             }
+            WriteBuf::UserVec { iov, .. } => iov_walk(iov, at, dst.len(), |from, to, n| {
+                uaccess::copy_from_user(from, &mut dst[to..to + n])
+            }),
             WriteBuf::Kernel(slice) => {
                 dst.copy_from_slice(&slice[at..end]);
                 Ok(())

@@ -29,6 +29,7 @@ pub mod path;
 pub mod pipe;
 pub mod poll;
 pub mod procfs;
+pub mod ring;
 pub mod sysfs;
 pub mod tmpfs;
 pub mod tty;

@@ -6,22 +6,21 @@
 //! (POLLIN / POLLOUT when at least `PIPE_BUF` bytes are free, POLLHUP on the read end once the
 //! writers are gone, POLLERR on the write end once the readers are).
 //!
-//! The ring's 4 KiB pages are taken when data first reaches them, and recycled through
-//! [`super::iobuf`]'s page pool when the pipe goes — a fresh 64 KiB buffer would cost ~3 ms of
-//! ring-0 zeroing per pipe here, and a shell makes a pipe per `|`. Data is copied once each way,
-//! straight between user memory and the ring.
+//! The ring is a [`PageRing`]: its pages are taken when data first reaches them and recycled
+//! when the pipe goes (a fresh 64 KiB buffer would cost ~3 ms of ring-0 zeroing per pipe here,
+//! and a shell makes a pipe per `|`).
 //!
 //! Each end is its own inode ([`PipeEnd`]) held by exactly one open file (shared by dup and
 //! fork): when the open file goes, the end's drop updates the reader or writer count.
 //!
 //! Owns: pipe buffers and their ends.
 
-use super::iobuf::{self, PAGE};
+use super::iobuf::PAGE;
+use super::ring::PageRing;
 use super::poll::Pollee;
 use super::{
     FileKind, Inode, InodeId, InodeRef, Io, OpenFile, READY_IN, READY_OUT, ReadBuf, WriteBuf,
 };
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -36,16 +35,12 @@ use spin::Mutex;
 pub const PIPE_BYTES: usize = 64 * 1024;
 /// Writes up to this size are atomic.
 pub const PIPE_BUF: usize = 4096;
-const PAGES: usize = PIPE_BYTES / PAGE;
 /// `st_dev` of pipes (Linux's pipefs is an anonymous device too).
 const DEV: u64 = makedev(0, 12);
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 
 struct Ring {
-    pages: [Option<Box<[u8]>>; PAGES],
-    /// Position of the first unread byte (mod PIPE_BYTES).
-    head: usize,
-    len: usize,
+    data: PageRing,
     readers: usize,
     writers: usize,
 }
@@ -67,9 +62,7 @@ pub struct PipeEnd {
 pub fn new_pipe() -> (InodeRef, InodeRef) {
     let pipe = Arc::new(Pipe {
         ring: Mutex::new(Ring {
-            pages: [const { None }; PAGES],
-            head: 0,
-            len: 0,
+            data: PageRing::new(PIPE_BYTES),
             readers: 1,
             writers: 1,
         }),
@@ -112,66 +105,6 @@ impl Drop for PipeEnd {
     }
 }
 
-impl Drop for Pipe {
-    fn drop(&mut self) {
-        for page in self.ring.get_mut().pages.iter_mut() {
-            if let Some(page) = page.take() {
-                iobuf::give_page(page);
-            }
-        }
-    }
-}
-
-impl Ring {
-    /// Copies up to `buf.len()` buffered bytes out; returns how many.
-    fn read_into(&mut self, buf: &mut ReadBuf<'_>) -> SysResult<usize> {
-        let want = self.len.min(buf.len());
-        let mut done = 0;
-        while done < want {
-            let position = self.head % PIPE_BYTES;
-            let (index, in_page) = (position / PAGE, position % PAGE);
-            let n = (PAGE - in_page).min(want - done);
-            let Some(page) = self.pages[index].as_ref() else {
-                break;
-            };
-            if let Err(e) = buf.put(done, &page[in_page..in_page + n]) {
-                if done == 0 {
-                    return Err(e);
-                }
-                break;
-            }
-            self.head = (self.head + n) % PIPE_BYTES;
-            self.len -= n;
-            done += n;
-        }
-        if self.len == 0 {
-            self.head = 0;
-        }
-        Ok(done)
-    }
-
-    /// Copies up to `len` bytes from offset `at` of `buf` in; returns how many.
-    fn write_from(&mut self, buf: &WriteBuf<'_>, at: usize, len: usize) -> SysResult<usize> {
-        let want = (PIPE_BYTES - self.len).min(len);
-        let mut done = 0;
-        while done < want {
-            let position = (self.head + self.len) % PIPE_BYTES;
-            let (index, in_page) = (position / PAGE, position % PAGE);
-            let n = (PAGE - in_page).min(want - done);
-            let page = self.pages[index].get_or_insert_with(iobuf::take_page);
-            if let Err(e) = buf.get(at + done, &mut page[in_page..in_page + n]) {
-                if done == 0 {
-                    return Err(e);
-                }
-                break;
-            }
-            self.len += n;
-            done += n;
-        }
-        Ok(done)
-    }
-}
-
 enum Step {
     Done(usize),
     Wait,
@@ -180,8 +113,8 @@ enum Step {
 impl PipeEnd {
     fn try_read(&self, buf: &mut ReadBuf<'_>, io: Io) -> SysResult<Step> {
         let mut ring = self.pipe.ring.lock();
-        if ring.len > 0 {
-            return ring.read_into(buf).map(Step::Done);
+        if !ring.data.is_empty() {
+            return ring.data.read_into(buf, false).map(Step::Done);
         }
         if ring.writers == 0 {
             return Ok(Step::Done(0));
@@ -200,11 +133,11 @@ impl PipeEnd {
             return Err(Errno::EPIPE);
         }
         let left = buf.len() - at;
-        let free = PIPE_BYTES - ring.len;
+        let free = ring.data.free();
         // Atomic writes need room for all of it; larger ones take what fits.
         let need = if buf.len() <= PIPE_BUF { left } else { 1 };
         if free >= need {
-            return ring.write_from(buf, at, left).map(Step::Done);
+            return ring.data.write_from(buf, at, left).map(Step::Done);
         }
         if io.nonblock {
             return Err(Errno::EAGAIN);
@@ -223,7 +156,7 @@ impl Inode for PipeEnd {
     }
 
     fn stat(&self) -> SysResult<Stat> {
-        let len = self.pipe.ring.lock().len;
+        let len = self.pipe.ring.lock().data.len();
         Ok(Stat {
             dev: DEV,
             ino: self.pipe.ino,
@@ -330,7 +263,7 @@ impl Inode for PipeEnd {
         let ring = self.pipe.ring.lock();
         if self.write {
             let mut ready = 0;
-            if PIPE_BYTES - ring.len >= PIPE_BUF {
+            if ring.data.free() >= PIPE_BUF {
                 ready |= READY_OUT;
             }
             if ring.readers == 0 {
@@ -339,7 +272,7 @@ impl Inode for PipeEnd {
             ready
         } else {
             let mut ready = 0;
-            if ring.len > 0 {
+            if !ring.data.is_empty() {
                 ready |= READY_IN;
             }
             if ring.writers == 0 {
@@ -356,7 +289,7 @@ impl Inode for PipeEnd {
     fn ioctl(&self, _file: &OpenFile, cmd: u32, arg: u64) -> SysResult<u64> {
         match cmd {
             FIONREAD => {
-                let len = self.pipe.ring.lock().len as u32;
+                let len = self.pipe.ring.lock().data.len() as u32;
                 crate::mm::uaccess::write_u32(arg, len)?;
                 Ok(0)
             }

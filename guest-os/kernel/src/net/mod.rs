@@ -1,18 +1,47 @@
-//! The kernel's network stack: smoltcp over the virtio-net card, configured by DHCP.
+//! The kernel's networking: sockets for programs and the stack under them.
 //!
-//! For now it serves the kernel itself (the ktests); sockets for programs come with the Linux ABI.
-//! Polling is event-driven: the stack runs when a frame arrives (the card's interrupt) or when
-//! smoltcp's next timer is due, and the CPU sleeps in between.
+//! - [`socket`]: what a socket is to the file layer, and the options every socket keeps;
+//! - [`tcp`], [`udp`], [`unix`]: the protocols programs open;
+//! - [`local`]: this machine's own endpoints (ports, loopback delivery), [`stream`]: local
+//!   byte-stream connections — traffic between local addresses never becomes packets;
+//! - [`iface`]: the smoltcp interface over the virtio-net card for everything else, configured
+//!   from the `ip=` parameter ([`config`]) or by DHCP.
+//!
+//! [`Stack`] below is the standalone form the in-guest tests and benchmarks drive directly
+//! (no sockets, one thread, polling until done).
 
+pub mod config;
+pub mod iface;
+pub mod local;
 mod phy;
+pub mod socket;
+pub mod stream;
+pub mod tcp;
+pub mod udp;
+pub mod unix;
 
 use alloc::vec;
 use hal_pv::virtio::net::Net;
 use phy::VirtioPhy;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::socket::{dhcpv4, tcp};
+use smoltcp::socket::{dhcpv4, tcp as smol_tcp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
+
+/// Brings up the network for programs on the first network card among `devices` (none: only
+/// local sockets work), configured as the command line says.
+pub fn init(devices: alloc::vec::Vec<hal_pv::virtio::Device>, cmdline: &str) {
+    let Some(device) = devices
+        .into_iter()
+        .find(|d| d.kind == hal_pv::virtio::Kind::Network)
+    else {
+        return;
+    };
+    match Net::open(device) {
+        Ok(card) => iface::init(card, config::IpConfig::from_cmdline(cmdline)),
+        Err(e) => crate::klog!("net: cannot open the network card: {e:?}"),
+    }
+}
 
 /// The stack's clock: nanoseconds since boot from the HAL.
 pub fn now() -> Instant {
@@ -99,19 +128,19 @@ impl Stack {
 
     /// A new TCP socket with `buffer` bytes each way.
     pub fn tcp_socket(&mut self, buffer: usize) -> SocketHandle {
-        let rx = tcp::SocketBuffer::new(vec![0; buffer]);
-        let tx = tcp::SocketBuffer::new(vec![0; buffer]);
-        self.sockets.add(tcp::Socket::new(rx, tx))
+        let rx = smol_tcp::SocketBuffer::new(vec![0; buffer]);
+        let tx = smol_tcp::SocketBuffer::new(vec![0; buffer]);
+        self.sockets.add(smol_tcp::Socket::new(rx, tx))
     }
 
     /// The interface, for connecting sockets (which needs its context).
     pub fn context_and_socket(
         &mut self,
         handle: SocketHandle,
-    ) -> (&mut smoltcp::iface::Context, &mut tcp::Socket<'static>) {
+    ) -> (&mut smoltcp::iface::Context, &mut smol_tcp::Socket<'static>) {
         (
             self.iface.context(),
-            self.sockets.get_mut::<tcp::Socket>(handle),
+            self.sockets.get_mut::<smol_tcp::Socket>(handle),
         )
     }
 }

@@ -136,7 +136,7 @@ fn fsize_clamp(file: &FileRef, at: Option<u64>, len: usize) -> SysResult<usize> 
 }
 
 /// The iovec array at `addr` (`count` entries).
-fn iovecs(addr: u64, count: u64) -> SysResult<Vec<Iovec>> {
+pub fn iovecs(addr: u64, count: u64) -> SysResult<Vec<Iovec>> {
     let count = usize::try_from(count).map_err(|_| Errno::EINVAL)?;
     if count > IOV_MAX {
         return Err(Errno::EINVAL);
@@ -181,6 +181,11 @@ fn readv(a: &[u64; 6]) -> SysResult<u64> {
         return Err(Errno::EBADF);
     }
     let iovecs = iovecs(a[1], a[2])?;
+    if !file.inode().seekable() {
+        // Pipes, sockets, ttys: one read over all the buffers, which never waits for the later
+        // ones once the first got data.
+        return Ok(file.read(&mut ReadBuf::user_vec(&iovecs))? as u64);
+    }
     vectored(&iovecs, |base, len| {
         file.read(&mut ReadBuf::user(base, len))
     })
@@ -192,6 +197,10 @@ fn writev(a: &[u64; 6]) -> SysResult<u64> {
         return Err(Errno::EBADF);
     }
     let iovecs = iovecs(a[1], a[2])?;
+    if !file.inode().seekable() {
+        // One write: a datagram socket sends it as one message, a pipe keeps it atomic.
+        return Ok(file.write(&WriteBuf::user_vec(&iovecs))? as u64);
+    }
     vectored(&iovecs, |base, len| {
         let len = fsize_clamp(&file, None, len)?;
         file.write(&WriteBuf::user(base, len))

@@ -13,6 +13,7 @@ pub mod path;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod socket;
 pub mod time;
 
 use crate::task::Thread;
@@ -33,7 +34,7 @@ static TABLE: [Option<Handler>; TABLE_LEN] = build_table();
 static LOGGED: [AtomicU64; TABLE_LEN / 64] = [const { AtomicU64::new(0) }; TABLE_LEN / 64];
 
 const fn build_table() -> [Option<Handler>; TABLE_LEN] {
-    let families: [&[(usize, Handler)]; 9] = [
+    let families: [&[(usize, Handler)]; 10] = [
         file::TABLE,
         path::TABLE,
         poll::TABLE,
@@ -43,6 +44,7 @@ const fn build_table() -> [Option<Handler>; TABLE_LEN] {
         time::TABLE,
         info::TABLE,
         futex::TABLE,
+        socket::TABLE,
     ];
     let mut table: [Option<Handler>; TABLE_LEN] = [None; TABLE_LEN];
     let mut f = 0;

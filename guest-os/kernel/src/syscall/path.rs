@@ -175,7 +175,7 @@ fn parent(dirfd: u64, path: &[u8], want_path: bool) -> SysResult<path::ParentOf>
     path::resolve_parent(start_of(&dir), path, want_path)
 }
 
-fn umask_now() -> u32 {
+pub(crate) fn umask_now() -> u32 {
     crate::task::current().process.fs.lock().umask
 }
 

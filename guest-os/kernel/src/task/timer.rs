@@ -9,7 +9,15 @@ use alloc::sync::{Arc, Weak};
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
-static DEADLINES: Mutex<BTreeMap<(u64, u64), Weak<Thread>>> = Mutex::new(BTreeMap::new());
+/// What happens at a deadline.
+enum Due {
+    Wake(Weak<Thread>),
+    /// A kernel callback (the network stack's timers); runs with interrupts off, from whichever
+    /// CPU expires it, and must not sleep.
+    Call(fn()),
+}
+
+static DEADLINES: Mutex<BTreeMap<(u64, u64), Due>> = Mutex::new(BTreeMap::new());
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 /// The earliest deadline in the list (u64::MAX: none), readable without the lock.
 static EARLIEST: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -18,7 +26,15 @@ static EARLIEST: AtomicU64 = AtomicU64::new(u64::MAX);
 pub fn wake_at(deadline_ns: u64, thread: &Arc<Thread>) {
     let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let mut list = DEADLINES.lock();
-    list.insert((deadline_ns, seq), Arc::downgrade(thread));
+    list.insert((deadline_ns, seq), Due::Wake(Arc::downgrade(thread)));
+    EARLIEST.fetch_min(deadline_ns, Ordering::AcqRel);
+}
+
+/// Calls `f` at `deadline_ns` (or soon after), once.
+pub fn call_at(deadline_ns: u64, f: fn()) {
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let mut list = DEADLINES.lock();
+    list.insert((deadline_ns, seq), Due::Call(f));
     EARLIEST.fetch_min(deadline_ns, Ordering::AcqRel);
 }
 
@@ -46,8 +62,15 @@ pub fn expire() {
             Ordering::Release,
         );
     }
-    for thread in due.iter().filter_map(Weak::upgrade) {
-        super::sched::wake(&thread);
+    for entry in due {
+        match entry {
+            Due::Wake(thread) => {
+                if let Some(thread) = thread.upgrade() {
+                    super::sched::wake(&thread);
+                }
+            }
+            Due::Call(f) => f(),
+        }
     }
 }
 
