@@ -5,7 +5,8 @@
 //! `/boot/cmdline`, `/sbin/init` (services/init, static musl), busybox (Debian's busybox-static)
 //! at `/bin/busybox` with a symlink per applet (`/bin/sh`, `/usr/bin/sort`, …), Debian's CPython
 //! 3.11 with its standard library and shared libraries (`python.rs`), a minimal `/etc`
-//! (passwd, group, hostname, hosts), `/root`, `/tmp` (1777) and the empty mount points `/dev`,
+//! (passwd, group, hostname, hosts; resolv.conf naming the user network's DNS, nsswitch.conf,
+//! services, protocols), `/root`, `/tmp` (1777) and the empty mount points `/dev`,
 //! `/proc`, `/sys` (the kernel mounts devfs, procfs, sysfs there). `--add HOST:GUEST` entries are
 //! copied in last, so they may replace any of it. The image grows to fit what it holds.
 
@@ -161,6 +162,15 @@ fn strip(from: &Path, to: &Path) -> Result<()> {
     )
 }
 
+const NSSWITCH: &str = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n\
+    networks: files\nprotocols: files\nservices: files\n";
+/// The common ports, as Debian's netbase lists them.
+const SERVICES: &str = "ftp\t\t21/tcp\nssh\t\t22/tcp\ntelnet\t\t23/tcp\nsmtp\t\t25/tcp\n\
+    domain\t\t53/tcp\ndomain\t\t53/udp\nbootps\t\t67/udp\nbootpc\t\t68/udp\n\
+    http\t\t80/tcp\t\twww\nntp\t\t123/udp\nhttps\t\t443/tcp\nhttps\t\t443/udp\n";
+const PROTOCOLS: &str = "ip\t0\tIP\nicmp\t1\tICMP\ntcp\t6\tTCP\nudp\t17\tUDP\n\
+    ipv6\t41\tIPv6\nipv6-icmp\t58\tIPv6-ICMP\n";
+
 /// The folders and /etc files every image has.
 fn base_layout(root: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -193,6 +203,13 @@ fn base_layout(root: &Path) -> Result<()> {
             "etc/hosts",
             "127.0.0.1\tlocalhost noa\n::1\tlocalhost ip6-localhost ip6-loopback\n",
         ),
+        // The user network's DNS (the VMM answers there; docs/devices.md).
+        ("etc/resolv.conf", "nameserver 10.0.2.3\n"),
+        // glibc without this file would ask DNS before /etc/hosts; Go reads the hosts line too.
+        ("etc/nsswitch.conf", NSSWITCH),
+        // For name lookups of ports and protocols (getservbyname, Go's LookupPort).
+        ("etc/services", SERVICES),
+        ("etc/protocols", PROTOCOLS),
     ] {
         std::fs::write(root.join(file), text)?;
     }

@@ -64,8 +64,8 @@ pub fn all(no_run: bool) -> Result<()> {
 }
 
 /// Builds runtimes/tests/ into `noa/tests/`, laid out as in the image under /opt/tests:
-/// `rust-std` (musl), `go` (CGO_ENABLED=0), `syscall-edge`, `avx`, `procfs` and `durability`
-/// (gcc -static), `busybox/*.sh`, `python/*.py`.
+/// `rust-std` (musl), `go` and `gonet` (CGO_ENABLED=0), `syscall-edge`, `avx`, `procfs`,
+/// `sockets` and `durability` (gcc -static), `busybox/*.sh`, `python/*.py`.
 pub fn build_programs(noa: &Path) -> Result<PathBuf> {
     let sources = crate::root().join("runtimes/tests");
     let out = noa.join("tests");
@@ -87,17 +87,8 @@ pub fn build_programs(noa: &Path) -> Result<PathBuf> {
         &out.join("rust-std"),
     )?;
 
-    let mut go = Command::new(crate::deps::find("go").unwrap_or_else(|| "go".into()));
-    go.current_dir(sources.join("go"))
-        .args(["build", "-trimpath", "-buildvcs=false", "-o"])
-        .arg(out.join("go"))
-        .env("CGO_ENABLED", "0");
-    if std::env::var_os("HOME").is_none() {
-        // CI without a home: Go needs somewhere for its build cache and module folder.
-        go.env("GOCACHE", target.join("go/cache"))
-            .env("GOPATH", target.join("go/path"));
-    }
-    run(&mut go)?;
+    go_build(&sources.join("go"), &out.join("go"), &target)?;
+    go_build(&sources.join("gonet"), &out.join("gonet"), &target)?;
 
     run(Command::new("gcc")
         .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
@@ -119,6 +110,11 @@ pub fn build_programs(noa: &Path) -> Result<PathBuf> {
         .arg(out.join("procfs"))
         .arg(sources.join("procfs/procfs.c")))?;
 
+    run(Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
+        .arg(out.join("sockets"))
+        .arg(sources.join("sockets/sockets.c")))?;
+
     for entry in std::fs::read_dir(sources.join("busybox"))? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "sh") {
@@ -135,6 +131,21 @@ pub fn build_programs(noa: &Path) -> Result<PathBuf> {
         }
     }
     Ok(out)
+}
+
+/// Builds the Go module in `module` into the static program `output` (`CGO_ENABLED=0`).
+fn go_build(module: &Path, output: &Path, target: &Path) -> Result<()> {
+    let mut go = Command::new(crate::deps::find("go").unwrap_or_else(|| "go".into()));
+    go.current_dir(module)
+        .args(["build", "-trimpath", "-buildvcs=false", "-o"])
+        .arg(output)
+        .env("CGO_ENABLED", "0");
+    if std::env::var_os("HOME").is_none() {
+        // CI without a home: Go needs somewhere for its build cache and module folder.
+        go.env("GOCACHE", target.join("go/cache"))
+            .env("GOPATH", target.join("go/path"));
+    }
+    run(&mut go)
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {

@@ -1,0 +1,3 @@
+module noa.example/runtimes/tests/gonet
+
+go 1.19
