@@ -12,7 +12,7 @@
 //!
 //! Known limit: a read or write holds the file's data lock while it copies to or from user
 //! memory; a user buffer that is a not-yet-faulted mapping of the same tmpfs file would deadlock
-//! (Linux pre-faults for this case). FIFOs (mkfifo) are not supported (EPERM).
+//! (Linux pre-faults for this case). FIFOs and sockets are names only (opening a FIFO gives ENXIO).
 //!
 //! Owns: tmpfs instances and their nodes.
 
@@ -544,7 +544,12 @@ impl Inode for TmpInode {
     }
 
     fn create(&self, name: &[u8], kind: FileKind, mode: u32) -> SysResult<InodeRef> {
-        if !matches!(kind, FileKind::Regular | FileKind::Directory) {
+        // Sockets (a bound AF_UNIX name) and FIFOs are names with an empty body; opening them
+        // is the path layer's business (ENXIO for now, as on ext2).
+        if !matches!(
+            kind,
+            FileKind::Regular | FileKind::Directory | FileKind::Socket | FileKind::Fifo
+        ) {
             return Err(Errno::EPERM);
         }
         let me = self.self_arc()?;

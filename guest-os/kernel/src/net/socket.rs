@@ -26,6 +26,40 @@ use spin::Mutex;
 const DEV: u64 = makedev(0, 8);
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 
+/// SOL_SOCKET options that setsockopt stores (and getsockopt reads back, 0 when never set):
+/// the ones Linux accepts on an Internet or AF_UNIX socket. Others are ENOPROTOOPT.
+const SETTABLE_SOCKET_OPTIONS: &[u32] = &[
+    SO_DEBUG,
+    SO_REUSEADDR,
+    SO_DONTROUTE,
+    SO_BROADCAST,
+    SO_SNDBUF,
+    SO_RCVBUF,
+    SO_KEEPALIVE,
+    SO_OOBINLINE,
+    11, // SO_NO_CHECK
+    12, // SO_PRIORITY
+    SO_LINGER,
+    14, // SO_BSDCOMPAT
+    SO_REUSEPORT,
+    SO_PASSCRED,
+    SO_RCVLOWAT,
+    SO_SNDLOWAT,
+    SO_RCVTIMEO,
+    SO_SNDTIMEO,
+    29, // SO_TIMESTAMP
+    SO_SNDBUFFORCE,
+    SO_RCVBUFFORCE,
+    35, // SO_TIMESTAMPNS
+    36, // SO_MARK
+    40, // SO_RXQ_OVFL
+    42, // SO_PEEK_OFF
+    46, // SO_BUSY_POLL
+    47, // SO_MAX_PACING_RATE
+    49, // SO_INCOMING_CPU
+    60, // SO_ZEROCOPY
+];
+
 /// What a receive produced.
 #[derive(Default)]
 pub struct Received {
@@ -166,7 +200,8 @@ impl SocketFile {
                 }
                 false
             }
-            (SOL_SOCKET, _) => true,
+            (SOL_SOCKET, name) if SETTABLE_SOCKET_OPTIONS.contains(&name) => true,
+            (SOL_SOCKET, _) => return Err(Errno::ENOPROTOOPT),
             (IPPROTO_TCP, _) if self.socket.protocol() == IPPROTO_TCP => {
                 name != TCP_CONGESTION
             }
@@ -220,7 +255,8 @@ impl SocketFile {
             (SOL_SOCKET, SO_RCVLOWAT | SO_SNDLOWAT) => 1,
             (SOL_SOCKET, SO_LINGER) => return Ok(alloc::vec![0; 8]),
             (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO) => return Ok(alloc::vec![0; 16]),
-            (SOL_SOCKET, _) => 0,
+            (SOL_SOCKET, name) if SETTABLE_SOCKET_OPTIONS.contains(&name) => 0,
+            (SOL_SOCKET, _) => return Err(Errno::ENOPROTOOPT),
             (IPPROTO_TCP, TCP_MAXSEG) if socket.protocol() == IPPROTO_TCP => 1448,
             (IPPROTO_TCP, TCP_KEEPIDLE) if socket.protocol() == IPPROTO_TCP => 7200,
             (IPPROTO_TCP, TCP_KEEPINTVL) if socket.protocol() == IPPROTO_TCP => 75,

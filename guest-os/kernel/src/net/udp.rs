@@ -157,9 +157,18 @@ impl UdpSocket {
 
     /// One datagram, if one waits: bytes copied, its real length, and its sender.
     fn try_recv(&self, buf: &mut ReadBuf<'_>, peek: bool) -> SysResult<Option<(usize, usize, Endpoint)>> {
+        let peer = self.state.lock().peer;
+        // A connected socket takes only its peer's datagrams; the others are dropped.
+        let from_peer = |from: &Endpoint| peer.is_none_or(|p| p == *from);
         {
             let mut queue = self.inbox.queue.lock();
-            if let Some((data, from)) = queue.datagrams.front() {
+            while let Some((data, from)) = queue.datagrams.front() {
+                if !from_peer(from) {
+                    let gone = data.len();
+                    queue.datagrams.pop_front();
+                    queue.bytes -= gone;
+                    continue;
+                }
                 let n = data.len().min(buf.len());
                 buf.put(0, &data[..n])?;
                 let result = (n, data.len(), *from);
@@ -173,7 +182,7 @@ impl UdpSocket {
         let Some(handle) = self.state.lock().remote else {
             return Ok(None);
         };
-        iface::with_quiet(|net| {
+        iface::with_quiet(|net| loop {
             let socket = net.udp(handle);
             let taken = if peek {
                 socket.peek().map(|(data, meta)| (data, meta.endpoint))
@@ -182,12 +191,19 @@ impl UdpSocket {
             };
             match taken {
                 Ok((data, endpoint)) => {
+                    let IpAddress::Ipv4(v4) = endpoint.addr;
+                    let from = (local::mapped(v4.octets()), endpoint.port);
+                    if !from_peer(&from) {
+                        if peek {
+                            let _ = socket.recv();
+                        }
+                        continue;
+                    }
                     let n = data.len().min(buf.len());
                     buf.put(0, &data[..n])?;
-                    let IpAddress::Ipv4(v4) = endpoint.addr;
-                    Ok(Some((n, data.len(), (local::mapped(v4.octets()), endpoint.port))))
+                    return Ok(Some((n, data.len(), from)));
                 }
-                Err(_) => Ok(None),
+                Err(_) => return Ok(None),
             }
         })
         .unwrap_or(Ok(None))
