@@ -180,6 +180,12 @@ pub fn run(config: &Config) -> Result<Report> {
             bail!("{what} {}: no such file", path.display());
         }
     }
+    // Checked as files above: a bare name ("vmm") means the file here, not a program on PATH.
+    let config = &Config {
+        vmm: std::path::absolute(&config.vmm).context("--vmm")?,
+        program: std::path::absolute(&config.program).context("--program")?,
+        ..config.clone()
+    };
     let most = config.connections.iter().copied().max().unwrap_or(1).max(1);
     let mut variants: Vec<State> = config
         .variants

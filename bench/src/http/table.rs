@@ -53,7 +53,7 @@ pub fn http_table(r: &Report) -> String {
             && let Some(ratio) = r.ratios.iter().find(|x| x.figure == figure)
         {
             for x in [ratio.vmm_over_native, ratio.vmm_over_qemu] {
-                let cell = x.map_or("-".to_string(), |x| format!("{x:.3}x"));
+                let cell = x.map_or("-".to_string(), ratio_cell);
                 let _ = write!(line, "{cell:>COLUMN$}");
             }
         }
@@ -170,4 +170,26 @@ pub fn http_table(r: &Report) -> String {
         }
     }
     out
+}
+
+/// A ratio with three significant digits, however small (a guest can be 1000x slower).
+fn ratio_cell(x: f64) -> String {
+    if !x.is_finite() || x <= 0.0 {
+        return format!("{x}x");
+    }
+    let decimals = (2 - x.log10().floor() as i32).clamp(0, 9) as usize;
+    format!("{x:.decimals$}x")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ratio_cell;
+
+    #[test]
+    fn ratios_keep_three_digits() {
+        assert_eq!(ratio_cell(0.000653), "0.000653x");
+        assert_eq!(ratio_cell(0.5), "0.500x");
+        assert_eq!(ratio_cell(2.345), "2.35x");
+        assert_eq!(ratio_cell(1234.0), "1234x");
+    }
 }
