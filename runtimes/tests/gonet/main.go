@@ -197,13 +197,24 @@ func load(url string, args []string) error {
 		}
 	}
 
+	// Progress and timings go to stderr: a slow server shows where the time went.
+	start := time.Now()
+	progress := func(phase string, done int) {
+		if done%250 == 0 || done == *n {
+			fmt.Fprintf(os.Stderr, "load: %s %d/%d after %.1fs\n", phase, done, *n,
+				time.Since(start).Seconds())
+		}
+	}
+
 	// Phase 1: one after another over one kept-alive connection.
 	for i := 0; i < *n; i++ {
 		if err := do(keepAlive, url, requestFor(i)); err != nil {
 			report(err)
 		}
+		progress("sequential", i+1)
 	}
 	sequentialFailed := failed
+	start = time.Now()
 
 	// Phase 2: c goroutines; every fourth request on a connection of its own.
 	jobs := make(chan int)
@@ -233,6 +244,7 @@ func load(url string, args []string) error {
 		if i%4 == 3 {
 			newConnections++
 		}
+		progress("concurrent", i+1)
 	}
 	fmt.Printf("load: %d sequential, %d concurrent (%d at once, %d on new connections): "+
 		"%d failed\n", *n, *n, *c, newConnections, failed)

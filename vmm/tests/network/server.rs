@@ -1,6 +1,7 @@
-//! A guest server for the network tests: a `vmm … -- CMD` running in the background, its stdout
-//! read line by line (so a test can wait for "listening …"), both streams kept for the failure
-//! report, and the VMM stopped with SIGTERM (SIGKILL if it lingers) and reaped when dropped.
+//! A guest server for the network tests: a `vmm … -- CMD` (or any program) running in the
+//! background, its stdout read line by line (so a test can wait for "listening …"), both streams
+//! kept for the failure report, and the process stopped with SIGTERM (SIGKILL if it lingers) and
+//! reaped when dropped.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -80,7 +81,7 @@ impl GuestServer {
         // Let the reader threads catch up with a VMM that just exited.
         std::thread::sleep(Duration::from_millis(200));
         format!(
-            "vmm exit: {:?}\n--- vmm stdout ---\n{}\n--- vmm stderr ---\n{}",
+            "exit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.exited(),
             self.stdout.lock().unwrap(),
             self.stderr.lock().unwrap()
@@ -115,6 +116,23 @@ impl GuestServer {
                 }
             }
         }
+    }
+
+    /// Waits up to `limit` for the process to exit; its code, or None (still running).
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(code) = self.exited() {
+                std::thread::sleep(Duration::from_millis(100)); // the readers catch up
+                return Some(code);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// Stops the VMM: SIGTERM, SIGKILL after [`STOP_GRACE`]; reaps it. Its exit code.
