@@ -1,11 +1,13 @@
 //! What the fuzz targets share: a small guest memory fenced by guard pages, a split virtqueue laid
-//! out in it from fuzzer bytes, a device run synchronously over one notification, and a scratch
-//! disk file for virtio-blk.
+//! out in it from fuzzer bytes, a device run synchronously over one notification, a scratch
+//! disk file for virtio-blk, and guest Ethernet frames for the user network ([`frames`]).
 //!
 //! Everything here plays the guest driver, so nothing here may be trusted by the device: the
 //! descriptors, rings, lengths and addresses come straight from the fuzzer. The harness only
 //! keeps the contract the real transport keeps (a device is activated with queues that passed
 //! `is_valid`, at aligned addresses, as `MmioTransport` hands them over).
+
+pub mod frames;
 
 use arbitrary::Arbitrary;
 use std::fs::{File, OpenOptions};

@@ -160,31 +160,43 @@ impl Net {
     /// Builds the device and its backend: for the user network, every `--publish` listener is
     /// bound here, so a busy port is an error before the guest boots.
     pub fn new(mode: NetMode, mac: [u8; 6]) -> Result<Net, NetError> {
-        let (backend, published): (Box<dyn NetBackend>, _) = match mode {
-            NetMode::User { publish } => {
-                let user = usernet::UserNet::new(&publish).map_err(|e| match e {
-                    usernet::SetupError::Publish(publish, source) => {
-                        NetError::Publish { publish, source }
-                    }
-                    usernet::SetupError::Host(source) => NetError::Host(source),
-                })?;
-                let published = user.published();
-                (Box::new(user), published)
-            }
+        match mode {
+            NetMode::User { publish } => Self::user(&publish, usernet::Config::default(), mac),
             NetMode::Tap { name } => {
                 let tap = tap::Tap::open(&name).map_err(|source| NetError::Tap { name, source })?;
-                (Box::new(tap), Vec::new())
+                Ok(Self::with_backend(Box::new(tap), Vec::new(), mac))
             }
-        };
+        }
+    }
+
+    /// A device on the user network with the time-outs and host hooks of `config`.
+    pub fn user(
+        publish: &[Publish],
+        config: usernet::Config,
+        mac: [u8; 6],
+    ) -> Result<Net, NetError> {
+        let user = usernet::UserNet::with_config(publish, config).map_err(|e| match e {
+            usernet::SetupError::Publish(publish, source) => NetError::Publish { publish, source },
+            usernet::SetupError::Host(source) => NetError::Host(source),
+        })?;
+        let published = user.published();
+        Ok(Self::with_backend(Box::new(user), published, mac))
+    }
+
+    fn with_backend(
+        backend: Box<dyn NetBackend>,
+        published: Vec<(Publish, SocketAddr)>,
+        mac: [u8; 6],
+    ) -> Net {
         let mut config = [0; 8];
         config[..6].copy_from_slice(&mac);
         config[6..].copy_from_slice(&STATUS_LINK_UP.to_le_bytes());
-        Ok(Net {
+        Net {
             config,
             backend: Arc::new(Mutex::new(backend)),
             published,
             worker: None,
-        })
+        }
     }
 
     /// Each `--publish` with the host address it listens on (its port filled in if it was 0).

@@ -100,6 +100,21 @@ impl Guest {
         guest
     }
 
+    /// [`user`](Self::user) with the router's time-outs and host hooks from `config`.
+    pub fn user_with(
+        publish: &[crate::devices::virtio::net::Publish],
+        config: crate::devices::virtio::net::usernet::Config,
+    ) -> Guest {
+        let net = Net::user(publish, config, DEFAULT_MAC).expect("the device builds");
+        let mut guest = Self::with_net(net, false);
+        guest.configure(
+            Ipv4Addr::new(10, 0, 2, 15),
+            24,
+            Some(Ipv4Addr::new(10, 0, 2, 2)),
+        );
+        guest
+    }
+
     pub fn with_net(mut net: Net, event_idx: bool) -> Guest {
         let driver = Driver::activate(&mut net, event_idx);
         let mut link = GuestLink {

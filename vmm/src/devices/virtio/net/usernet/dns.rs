@@ -1,6 +1,6 @@
 //! The user network's DNS server at 10.0.2.3:53 (UDP): `host.internal` is the gateway
 //! (10.0.2.2, the host's loopback); other names go to the host's resolver (`getaddrinfo`, through
-//! std's `ToSocketAddrs`), IPv4 answers only.
+//! std's `ToSocketAddrs`, or the [`Resolver`] of the user network's config), IPv4 answers only.
 //!
 //! The host resolver blocks, so each lookup runs on a short-lived thread of its own; at most
 //! [`MAX_LOOKUPS`] run at once and each answer is awaited [`LOOKUP_TIMEOUT`] at most, after which
@@ -11,8 +11,9 @@
 //! (NOERROR: this network is IPv4-only, so a client moves on to A at once); other types →
 //! REFUSED; malformed or multi-question queries → FORMERR; other opcodes → NOTIMP.
 
+use super::config::{Resolver, host_lookup};
 use super::wire::Peer;
-use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -23,7 +24,7 @@ use vmm_sys_util::eventfd::EventFd;
 pub const HOST_NAME: &str = "host.internal";
 /// Host lookups running at once; more queries meanwhile get SERVFAIL.
 pub const MAX_LOOKUPS: usize = 8;
-/// How long the guest's query waits for the host's resolver.
+/// How long the guest's query waits for the host's resolver (by default).
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Addresses per answer (keeps the reply well inside 512 bytes).
 const MAX_ANSWERS: usize = 8;
@@ -193,6 +194,8 @@ type LookupResult = (u64, std::io::Result<Vec<Ipv4Addr>>);
 /// The DNS server's state: lookups in flight and the channel their answers come back on.
 pub struct Dns {
     gateway: Ipv4Addr,
+    resolver: Resolver,
+    lookup_timeout: Duration,
     pending: Vec<Pending>,
     next_ticket: u64,
     in_flight: Arc<AtomicUsize>,
@@ -203,10 +206,22 @@ pub struct Dns {
 }
 
 impl Dns {
+    /// The server with the host's resolver.
     pub fn new(gateway: Ipv4Addr) -> std::io::Result<Self> {
+        Self::with_resolver(gateway, std::sync::Arc::new(host_lookup), LOOKUP_TIMEOUT)
+    }
+
+    /// The server with `resolver` for names it does not answer itself.
+    pub fn with_resolver(
+        gateway: Ipv4Addr,
+        resolver: Resolver,
+        lookup_timeout: Duration,
+    ) -> std::io::Result<Self> {
         let (results_tx, results) = channel();
         Ok(Dns {
             gateway,
+            resolver,
+            lookup_timeout,
             pending: Vec::new(),
             next_ticket: 0,
             in_flight: Arc::new(AtomicUsize::new(0)),
@@ -221,20 +236,20 @@ impl Dns {
         &self.wake
     }
 
-    /// A query from `client`; the answer now, or None if it comes later (from
+    /// A query from `client` at `now`; the answer now, or None if it comes later (from
     /// [`finished`](Self::finished) or [`expire`](Self::expire)) or never (not a query).
-    pub fn query(&mut self, message: &[u8], client: Peer) -> Option<Vec<u8>> {
+    pub fn query(&mut self, message: &[u8], client: Peer, now: Instant) -> Option<Vec<u8>> {
         let query = match parse_query(message) {
             Ok(query) => query,
             Err(answer) => return answer,
         };
         match plan(&query, self.gateway) {
             Plan::Answer(answer) => Some(answer),
-            Plan::Lookup => self.start_lookup(query, client),
+            Plan::Lookup => self.start_lookup(query, client, now),
         }
     }
 
-    fn start_lookup(&mut self, query: Query, client: Peer) -> Option<Vec<u8>> {
+    fn start_lookup(&mut self, query: Query, client: Peer, now: Instant) -> Option<Vec<u8>> {
         if self.in_flight.load(Ordering::Acquire) >= MAX_LOOKUPS
             || self.pending.len() >= MAX_LOOKUPS
         {
@@ -242,8 +257,9 @@ impl Dns {
         }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        let (name, results, wake, in_flight) = (
+        let (name, resolver, results, wake, in_flight) = (
             query.name.clone(),
+            Arc::clone(&self.resolver),
             self.results_tx.clone(),
             Arc::clone(&self.wake),
             Arc::clone(&self.in_flight),
@@ -252,7 +268,7 @@ impl Dns {
         let spawned = std::thread::Builder::new()
             .name("usernet-dns".into())
             .spawn(move || {
-                let result = (name.as_str(), 0).to_socket_addrs().map(ipv4_only);
+                let result = resolver(&name);
                 let _ = results.send((ticket, result));
                 let _ = wake.write(1);
                 in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -265,7 +281,7 @@ impl Dns {
             ticket,
             query,
             client,
-            deadline: Instant::now() + LOOKUP_TIMEOUT,
+            deadline: now + self.lookup_timeout,
         });
         None
     }
@@ -311,18 +327,6 @@ impl Dns {
     pub fn next_deadline(&self) -> Option<Instant> {
         self.pending.iter().map(|pending| pending.deadline).min()
     }
-}
-
-fn ipv4_only(addrs: impl Iterator<Item = SocketAddr>) -> Vec<Ipv4Addr> {
-    let mut found = Vec::new();
-    for addr in addrs {
-        if let SocketAddr::V4(v4) = addr
-            && !found.contains(v4.ip())
-        {
-            found.push(*v4.ip());
-        }
-    }
-    found
 }
 
 #[cfg(test)]
@@ -383,7 +387,7 @@ pub mod tests {
             ip: Ipv4Addr::new(10, 0, 2, 15),
             port: 5353,
         };
-        dns.query(message, client)
+        dns.query(message, client, Instant::now())
     }
 
     #[test]
@@ -449,8 +453,12 @@ pub mod tests {
         };
         // "localhost" resolves from /etc/hosts: no network needed.
         assert!(
-            dns.query(&query_message(12, "localhost", TYPE_A), client)
-                .is_none()
+            dns.query(
+                &query_message(12, "localhost", TYPE_A),
+                client,
+                Instant::now()
+            )
+            .is_none()
         );
         assert!(dns.next_deadline().is_some());
         let deadline = Instant::now() + LOOKUP_TIMEOUT;
@@ -478,8 +486,12 @@ pub mod tests {
             port: 5353,
         };
         assert!(
-            dns.query(&query_message(13, "localhost", TYPE_A), client)
-                .is_none()
+            dns.query(
+                &query_message(13, "localhost", TYPE_A),
+                client,
+                Instant::now()
+            )
+            .is_none()
         );
         let answers = dns.expire(Instant::now() + LOOKUP_TIMEOUT + Duration::from_secs(1));
         assert_eq!(answers.len(), 1);

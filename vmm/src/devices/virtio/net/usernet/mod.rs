@@ -22,24 +22,31 @@
 //! connection. All host sockets are watched through one epoll fd of its own (so the set can change
 //! while the device's I/O thread watches a fixed set: that epoll fd and a timerfd that wakes
 //! smoltcp's timers).
+//!
+//! Time-outs and the hooks into the host (where TCP to the gateway goes, how names are looked up)
+//! come from a [`Config`]; the router's clock can be moved forward ([`UserNet::advance_clock`])
+//! so that tests and the fuzzer reach its timers without waiting.
 
+pub mod config;
 pub mod dhcp;
 pub mod dns;
 pub mod forward;
 pub mod link;
 pub mod proxy;
+pub mod table;
 pub mod tcp_nat;
 pub mod wire;
 
 use super::backend::NetBackend;
 use super::frame::FrameQueue;
 use super::publish::Publish;
+pub use config::Config;
 use dns::Dns;
 use event_manager::EventSet;
 use forward::Forwards;
 use link::Link;
-use proxy::{ConnKey, Connections, MAX_CONNECTIONS};
-use smoltcp::iface::{Config, Interface, SocketSet};
+use proxy::{ConnKey, MAX_CONNECTIONS};
+use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{
     EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpListenEndpoint, IpProtocol, TcpControl,
@@ -48,7 +55,8 @@ use smoltcp::wire::{
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use table::Connections;
 use tcp_nat::{Started, TcpNat};
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent};
 use vmm_sys_util::timerfd::TimerFd;
@@ -94,8 +102,11 @@ pub enum SetupError {
 }
 
 pub struct UserNet {
+    config: Config,
     /// smoltcp's clock starts here (monotonic, unlike its own `Instant::now`).
-    start: std::time::Instant,
+    start: Instant,
+    /// How far [`advance_clock`](Self::advance_clock) moved the router's clock ahead.
+    skew: Duration,
     iface: Interface,
     sockets: SocketSet<'static>,
     link: Link,
@@ -110,22 +121,29 @@ pub struct UserNet {
 impl UserNet {
     /// The router, with its `--publish` listeners bound (the error names the one that failed).
     pub fn new(publish: &[Publish]) -> Result<UserNet, SetupError> {
+        Self::with_config(publish, Config::default())
+    }
+
+    /// The router with the time-outs and host hooks of `config`.
+    pub fn with_config(publish: &[Publish], config: Config) -> Result<UserNet, SetupError> {
         let forwards = Forwards::bind(publish).map_err(|(p, e)| SetupError::Publish(p, e))?;
         let epoll = Epoll::new().map_err(SetupError::Host)?;
         let timer = TimerFd::new().map_err(|e| SetupError::Host(e.into()))?;
         set_nonblocking(timer.as_raw_fd()).map_err(SetupError::Host)?;
-        let dns = Dns::new(GATEWAY).map_err(SetupError::Host)?;
+        let dns = Dns::with_resolver(GATEWAY, config.resolver.clone(), config.lookup_timeout)
+            .map_err(SetupError::Host)?;
         forwards.watch(&epoll).map_err(SetupError::Host)?;
         let event = EpollEvent::new(EventSet::IN, TOKEN_DNS);
         epoll
             .ctl(ControlOperation::Add, dns.wake_fd().as_raw_fd(), event)
             .map_err(SetupError::Host)?;
 
-        let start = std::time::Instant::now();
+        let start = Instant::now();
         let mut link = Link::new();
-        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(ROUTER_MAC)));
-        config.random_seed = random_seed();
-        let mut iface = Interface::new(config, &mut link, smoltcp::time::Instant::ZERO);
+        let mut iface_config =
+            smoltcp::iface::Config::new(HardwareAddress::Ethernet(EthernetAddress(ROUTER_MAC)));
+        iface_config.random_seed = config.random_seed.unwrap_or_else(random_seed);
+        let mut iface = Interface::new(iface_config, &mut link, smoltcp::time::Instant::ZERO);
         iface.update_ip_addrs(|addrs| {
             for address in [GATEWAY, DNS] {
                 addrs
@@ -134,13 +152,15 @@ impl UserNet {
             }
         });
         Ok(UserNet {
+            conns: Connections::new(&config),
+            config,
             start,
+            skew: Duration::ZERO,
             iface,
             sockets: SocketSet::new(Vec::new()),
             link,
             epoll,
             timer,
-            conns: Connections::default(),
             nat: TcpNat::default(),
             forwards,
             dns,
@@ -152,8 +172,22 @@ impl UserNet {
         self.forwards.published()
     }
 
+    /// Moves the router's clock `by` ahead: smoltcp's timers (retransmissions, keep-alives,
+    /// TIME-WAIT), and every time-out of the router's own, expire as if that much time had
+    /// passed. For tests and fuzzing; the next [`poll`](NetBackend::poll) acts on it.
+    pub fn advance_clock(&mut self, by: Duration) {
+        self.skew = self.skew.saturating_add(by);
+    }
+
+    /// The router's clock, as smoltcp counts it.
     fn now(&self) -> smoltcp::time::Instant {
-        smoltcp::time::Instant::from_micros(self.start.elapsed().as_micros() as i64)
+        let elapsed = self.start.elapsed().saturating_add(self.skew);
+        smoltcp::time::Instant::from_micros(i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
+    }
+
+    /// The router's clock, as the host counts it.
+    fn host_now(&self) -> Instant {
+        Instant::now() + self.skew
     }
 
     fn poll_iface(&mut self) {
@@ -201,13 +235,15 @@ impl UserNet {
                         to,
                         &reply.message,
                     ));
-                } else if dst == DNS && udp.dst_port == DNS_PORT {
+                } else if dst == DNS && udp.dst_port == DNS_PORT && udp.src_port != 0 {
+                    // (Source port 0 means "no reply port" (RFC 768): nothing to answer to.)
                     let from = Peer {
                         mac: packet.src_mac,
                         ip: packet.ip.src_addr,
                         port: udp.src_port,
                     };
-                    if let Some(answer) = self.dns.query(payload, from) {
+                    let now = self.host_now();
+                    if let Some(answer) = self.dns.query(payload, from, now) {
                         self.send_dns_answer(from, &answer);
                     }
                 }
@@ -236,20 +272,32 @@ impl UserNet {
             self.send(wire::tcp_reset(packet, segment));
             return;
         }
+        // The guest is alive for whichever connection this is (outbound, or a published one
+        // whose router end is the destination port).
+        let now = self.now();
+        let outbound = ConnKey::Outbound {
+            guest_port: segment.src_port,
+            host_port: segment.dst_port,
+        };
+        self.conns.heard(outbound, now);
+        let published = ConnKey::Published {
+            local_port: segment.dst_port,
+        };
+        self.conns.heard(published, now);
         if segment.control != TcpControl::Syn || segment.ack_number.is_some() {
             self.feed(frame);
             return;
         }
-        let key = ConnKey::Outbound {
-            guest_port: segment.src_port,
-            host_port: segment.dst_port,
-        };
+        let key = outbound;
         if self.nat.is_connecting(key) {
             return; // a retransmitted SYN: its host connect is still under way
         }
         if let Some((id, handle)) = self.conns.find(key) {
             let state = self.sockets.get::<tcp::Socket>(handle).state();
-            if !matches!(state, tcp::State::Closed | tcp::State::TimeWait) {
+            if !matches!(
+                state,
+                tcp::State::Closed | tcp::State::TimeWait | tcp::State::Listen
+            ) {
                 self.feed(frame); // a retransmission for a live connection
                 return;
             }
@@ -261,7 +309,16 @@ impl UserNet {
             self.send(wire::tcp_reset(packet, segment));
             return;
         }
-        match self.nat.start(key, frame, segment.dst_port, &self.epoll) {
+        let Some(host_addr) = (self.config.host_connect)(segment.dst_port) else {
+            tracing::debug!(
+                "usernet: guest → host port {}: not allowed",
+                segment.dst_port
+            );
+            self.send(wire::tcp_reset(packet, segment));
+            return;
+        };
+        let deadline = self.host_now() + self.config.connect_timeout;
+        match self.nat.start(key, frame, host_addr, deadline, &self.epoll) {
             Started::Connected(stream) => self.open_outbound(key, frame, stream),
             Started::Pending => {}
             Started::Refused(e) => {
@@ -276,10 +333,13 @@ impl UserNet {
         let ConnKey::Outbound { host_port, .. } = key else {
             return;
         };
-        // Frames queued before this SYN go first, so that no other socket is listening on the
-        // port when the SYN arrives (it would take the connection).
+        // Frames queued before this SYN go first, and connections they finished go, so that no
+        // other socket is listening on the port when the SYN arrives (it would take the
+        // connection).
         self.poll_iface();
-        let mut socket = proxy::new_socket();
+        let now = self.now();
+        self.conns.reap(&mut self.sockets, &self.epoll, now);
+        let mut socket = proxy::new_socket(&self.config);
         let endpoint = IpListenEndpoint {
             addr: Some(IpAddress::Ipv4(GATEWAY)),
             port: host_port,
@@ -295,7 +355,8 @@ impl UserNet {
             self.sockets.remove(handle);
             return self.refuse(syn);
         }
-        self.conns.add(key, handle, stream, &self.epoll);
+        let now = self.now();
+        self.conns.add(key, handle, stream, &self.epoll, now);
     }
 
     /// Answers the guest's SYN frame `syn` with a RST.
@@ -333,7 +394,7 @@ impl UserNet {
                 proxy::set_linger_zero(&stream);
                 continue;
             };
-            let mut socket = proxy::new_socket();
+            let mut socket = proxy::new_socket(&self.config);
             let remote = (IpAddress::Ipv4(GUEST), guest_port);
             let local = IpListenEndpoint {
                 addr: Some(IpAddress::Ipv4(GATEWAY)),
@@ -345,11 +406,13 @@ impl UserNet {
                 continue;
             }
             let handle = self.sockets.add(socket);
+            let now = self.now();
             self.conns.add(
                 ConnKey::Published { local_port },
                 handle,
                 stream,
                 &self.epoll,
+                now,
             );
         }
     }
@@ -397,10 +460,12 @@ impl UserNet {
     /// the next thing that will be.
     fn process(&mut self) {
         self.poll_iface();
-        self.conns.pump(&mut self.sockets);
+        let now = self.now();
+        self.conns.pump(&mut self.sockets, now);
         self.poll_iface();
-        self.conns.reap(&mut self.sockets, &self.epoll);
-        let now = std::time::Instant::now();
+        let now = self.now();
+        self.conns.reap(&mut self.sockets, &self.epoll, now);
+        let now = self.host_now();
         for connecting in self.nat.expire(now, &self.epoll) {
             tracing::debug!("usernet: {:?}: host connect timed out", connecting.key);
             self.refuse(&connecting.syn);
@@ -417,7 +482,15 @@ impl UserNet {
             .iface
             .poll_delay(now, &self.sockets)
             .map(|d| Duration::from_micros(d.total_micros()));
-        let host_now = std::time::Instant::now();
+        if let Some(deadline) = self.conns.next_deadline(&self.sockets) {
+            let until = if deadline > now {
+                Duration::from_micros((deadline - now).total_micros())
+            } else {
+                Duration::ZERO
+            };
+            delay = Some(delay.map_or(until, |d| d.min(until)));
+        }
+        let host_now = self.host_now();
         for deadline in [self.nat.next_deadline(), self.dns.next_deadline()]
             .into_iter()
             .flatten()

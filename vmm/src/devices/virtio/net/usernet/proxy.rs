@@ -11,10 +11,19 @@
 //! every pass: readable only while smoltcp has room to send, writable only while data from the
 //! guest waits. Closes pass through both ways (a FIN becomes `shutdown(Write)` and EOF becomes a
 //! FIN); a reset or error on one side aborts the other.
+//!
+//! Clean-up: a connection is [finished](Conn::finished) once its guest side is closed (a RST
+//! either way, or the close handshake done), and its host socket is closed with it (with a RST
+//! unless the guest closed cleanly). What would otherwise stay forever is timed out
+//! ([`Conn::expire`], with the [`Config`]'s time-outs): a connection closed in one direction that
+//! moves no data, and a guest that stopped answering — smoltcp's own time-out catches that only
+//! while it can transmit, which it cannot when the guest's receive queue is full or the guest no
+//! longer answers ARP; the router's own deadline does not depend on it.
 
+use super::config::Config;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
-use std::collections::HashMap;
+use smoltcp::time::{Duration, Instant};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
@@ -24,18 +33,24 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 pub const MAX_CONNECTIONS: usize = 256;
 /// Each direction of each connection buffers this much inside smoltcp.
 pub const SOCKET_BUFFER: usize = 64 * 1024;
-/// A connection whose guest stops acknowledging for this long is aborted.
-pub const GUEST_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(120);
+
+/// `std` to smoltcp durations.
+pub fn duration(d: std::time::Duration) -> Duration {
+    Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
 
 /// A new smoltcp TCP socket with the router's usual settings.
-pub fn new_socket() -> tcp::Socket<'static> {
+pub fn new_socket(config: &Config) -> tcp::Socket<'static> {
     let mut socket = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
         tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
     );
     // The host side already coalesces; Nagle here would only add latency to small writes.
     socket.set_nagle_enabled(false);
-    socket.set_timeout(Some(GUEST_TIMEOUT));
+    // smoltcp aborts a connection whose guest has sent nothing for this long, idle or not; the
+    // keep-alive probes make a live guest answer, so only a gone one is cut off.
+    socket.set_timeout(Some(duration(config.guest_timeout)));
+    socket.set_keep_alive(Some(duration(config.keep_alive)));
     socket
 }
 
@@ -48,17 +63,46 @@ pub enum ConnKey {
     Published { local_port: u16 },
 }
 
+/// The router's own time-outs for a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Closed in one direction and no data moving.
+    pub half_closed: Duration,
+    /// Not a segment from the guest: smoltcp's time-out plus a keep-alive interval, so that
+    /// smoltcp, which also resets the guest side, normally gets there first.
+    pub guest_silent: Duration,
+}
+
+impl Timeouts {
+    pub fn new(config: &Config) -> Self {
+        Timeouts {
+            half_closed: duration(config.half_closed_timeout),
+            guest_silent: duration(config.guest_timeout) + duration(config.keep_alive),
+        }
+    }
+}
+
+/// What [`Conn::expire`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Live,
+    /// Reset both ways; it finishes once smoltcp has sent the guest its RST.
+    Reset,
+    /// Gone for good: drop it now, RST or not.
+    Drop,
+}
+
 pub struct Conn {
     pub key: ConnKey,
     pub handle: SocketHandle,
-    /// Its epoll data ([`conn_token`] of its id).
+    /// Its epoll data.
     token: u64,
     stream: TcpStream,
     /// The host sent EOF (we closed our sending half towards the guest).
     host_eof: bool,
     /// We passed the guest's FIN on to the host.
     host_write_shut: bool,
-    /// The host socket failed; the guest side was aborted.
+    /// The host socket failed, or the connection was reset; the guest side was aborted.
     host_dead: bool,
     /// The host socket hung up or errored: it is no longer in the epoll set (it would report that
     /// forever); what is left in it is read by the passes that guest traffic triggers.
@@ -67,18 +111,73 @@ pub struct Conn {
     watching: Option<EventSet>,
     /// The guest side got past the handshake at some point.
     established: bool,
+    /// The guest sent its FIN (its side reached a state that only a FIN leads to).
+    guest_fin: bool,
+    /// When data last moved either way, or the guest side changed state (the half-closed
+    /// time-out counts from here).
+    last_progress: Instant,
+    /// The guest side's state at the last pass.
+    last_state: tcp::State,
+    /// When the guest last sent a segment for this connection (or it was opened).
+    last_heard: Instant,
 }
 
 impl Conn {
-    fn pump(&mut self, socket: &mut tcp::Socket<'_>) {
+    /// A new connection at `now`, its host socket registered with `epoll` under `token`.
+    pub fn new(
+        key: ConnKey,
+        handle: SocketHandle,
+        stream: TcpStream,
+        token: u64,
+        epoll: &Epoll,
+        now: Instant,
+    ) -> Conn {
+        let _ = stream.set_nodelay(true);
+        let mut conn = Conn {
+            key,
+            handle,
+            token,
+            stream,
+            host_eof: false,
+            host_write_shut: false,
+            host_dead: false,
+            unwatched: false,
+            watching: None,
+            established: false,
+            guest_fin: false,
+            last_progress: now,
+            last_state: tcp::State::Closed,
+            last_heard: now,
+        };
+        let event = EpollEvent::new(EventSet::empty(), token);
+        match epoll.ctl(ControlOperation::Add, conn.stream.as_raw_fd(), event) {
+            Ok(()) => conn.watching = Some(EventSet::empty()),
+            Err(e) => tracing::warn!("usernet: cannot watch a host socket: {e}"),
+        }
+        conn
+    }
+
+    /// The guest sent a segment for this connection.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_heard = now;
+    }
+
+    pub fn pump(&mut self, socket: &mut tcp::Socket<'_>, now: Instant) {
         use tcp::State::*;
+        let state = socket.state();
         self.established |= matches!(
-            socket.state(),
+            state,
             Established | FinWait1 | FinWait2 | CloseWait | Closing | LastAck | TimeWait
         );
+        self.guest_fin |= matches!(state, CloseWait | Closing | LastAck | TimeWait);
+        if state != self.last_state {
+            self.last_state = state;
+            self.last_progress = now;
+        }
         if self.host_dead {
             return;
         }
+        let mut moved = 0;
         // Host → guest, as far as smoltcp's send buffer takes it.
         while !self.host_eof && socket.can_send() {
             let read = socket.send(|buffer| match self.stream.read(buffer) {
@@ -88,9 +187,10 @@ impl Conn {
             match read {
                 Ok(Ok(0)) => {
                     self.host_eof = true;
+                    self.last_progress = now;
                     socket.close(); // FIN after whatever is still queued
                 }
-                Ok(Ok(_)) => {}
+                Ok(Ok(n)) => moved += n,
                 Ok(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
                 Ok(Err(e)) if e.kind() == ErrorKind::WouldBlock => break,
                 Ok(Err(e)) => return self.host_failed(socket, &e),
@@ -105,21 +205,22 @@ impl Conn {
             });
             match written {
                 Ok(Ok(0)) => break,
-                Ok(Ok(_)) => {}
+                Ok(Ok(n)) => moved += n,
                 Ok(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
                 Ok(Err(e)) if e.kind() == ErrorKind::WouldBlock => break,
                 Ok(Err(e)) => return self.host_failed(socket, &e),
                 Err(_) => break,
             }
         }
-        // The guest finished sending and the host has it all: pass the FIN on.
-        if self.established
-            && !self.host_write_shut
-            && !socket.may_recv()
-            && socket.recv_queue() == 0
-        {
+        // The guest finished sending and the host has it all: pass the FIN on. (A guest that
+        // reset the connection did not finish: its host side gets a RST when it goes, never a
+        // FIN that would make a cut-off stream look complete.)
+        if self.guest_fin && !self.host_write_shut && socket.recv_queue() == 0 {
             let _ = self.stream.shutdown(Shutdown::Write);
             self.host_write_shut = true;
+        }
+        if moved > 0 {
+            self.last_progress = now;
         }
     }
 
@@ -132,163 +233,119 @@ impl Conn {
         socket.abort(); // the next poll sends the RST
     }
 
+    /// Half-closed: one side has sent its FIN, the connection is not done, nothing failed.
+    fn half_closed(&self, socket: &tcp::Socket<'_>) -> bool {
+        use tcp::State::*;
+        !self.host_dead
+            && self.established
+            && (self.host_eof
+                || self.host_write_shut
+                || matches!(
+                    socket.state(),
+                    FinWait1 | FinWait2 | CloseWait | Closing | LastAck
+                ))
+    }
+
+    /// When [`expire`](Self::expire) has something to do next.
+    pub fn deadline(&self, socket: &tcp::Socket<'_>, timeouts: Timeouts) -> Instant {
+        let silent = self.last_heard + timeouts.guest_silent;
+        if self.half_closed(socket) {
+            silent.min(self.last_progress + timeouts.half_closed)
+        } else {
+            silent
+        }
+    }
+
+    /// Applies the time-outs at `now`: a connection half-closed without progress for too long
+    /// is reset both ways; one whose guest has been silent for too long is dropped.
+    pub fn expire(
+        &mut self,
+        socket: &mut tcp::Socket<'_>,
+        now: Instant,
+        timeouts: Timeouts,
+    ) -> Expiry {
+        if now >= self.last_heard + timeouts.guest_silent {
+            tracing::debug!(
+                "usernet: {:?}: the guest has been silent too long ({:?}); dropped",
+                self.key,
+                socket.state()
+            );
+            return Expiry::Drop;
+        }
+        if self.half_closed(socket) && now >= self.last_progress + timeouts.half_closed {
+            tracing::debug!(
+                "usernet: {:?}: half-closed ({:?}) and idle too long; resetting both sides",
+                self.key,
+                socket.state()
+            );
+            self.host_dead = true;
+            set_linger_zero(&self.stream);
+            socket.abort(); // the next poll sends the RST
+            return Expiry::Reset;
+        }
+        Expiry::Live
+    }
+
     /// Done: the guest side is closed (and its RST, if any, sent) or in TIME-WAIT with
-    /// everything passed on.
-    fn finished(&self, socket: &tcp::Socket<'_>) -> bool {
+    /// everything passed on — or back in LISTEN: smoltcp returns a socket there when the guest
+    /// resets the handshake (RFC 9293's rule for a passive open), and a connection's socket must
+    /// never listen again (it would take the next SYN for that port, from any guest port, onto
+    /// this connection's host socket).
+    pub fn finished(&self, socket: &tcp::Socket<'_>) -> bool {
         match socket.state() {
             tcp::State::Closed => socket.remote_endpoint().is_none(),
             tcp::State::TimeWait => self.host_dead || socket.recv_queue() == 0,
+            tcp::State::Listen => true,
             _ => false,
         }
     }
 
-    fn discard(self, sockets: &mut SocketSet<'_>, epoll: &Epoll) {
-        if self.watching.is_some() {
+    /// Closes the host socket (with a RST unless the guest closed its side cleanly, or
+    /// `reset`) and removes the smoltcp socket.
+    pub fn close(mut self, sockets: &mut SocketSet<'_>, epoll: &Epoll, reset: bool) {
+        self.unwatch(epoll);
+        if reset || !self.host_write_shut {
+            set_linger_zero(&self.stream);
+        }
+        sockets.remove(self.handle);
+    }
+
+    /// The host socket hung up or errored: out of the epoll set for good.
+    pub fn hung_up(&mut self, epoll: &Epoll) {
+        self.unwatch(epoll);
+        self.unwatched = true;
+    }
+
+    fn unwatch(&mut self, epoll: &Epoll) {
+        if self.watching.take().is_some() {
             let _ = epoll.ctl(
                 ControlOperation::Delete,
                 self.stream.as_raw_fd(),
                 EpollEvent::default(),
             );
         }
-        set_linger_zero(&self.stream);
-        sockets.remove(self.handle);
     }
 
-    fn interest(&self, socket: &tcp::Socket<'_>) -> EventSet {
+    /// Watches the host socket for what the connection can use now.
+    pub fn update_interest(&mut self, socket: &tcp::Socket<'_>, epoll: &Epoll) {
         let mut interest = EventSet::empty();
-        if self.host_dead {
-            return interest;
+        if !self.host_dead {
+            if !self.host_eof && socket.can_send() {
+                interest |= EventSet::IN;
+            }
+            if socket.recv_queue() > 0 {
+                interest |= EventSet::OUT;
+            }
         }
-        if !self.host_eof && socket.can_send() {
-            interest |= EventSet::IN;
-        }
-        if socket.recv_queue() > 0 {
-            interest |= EventSet::OUT;
-        }
-        interest
-    }
-}
-
-/// Epoll data of a connection's host socket.
-pub fn conn_token(id: u64) -> u64 {
-    super::TOKEN_CONN | id
-}
-
-/// The connections of one user network.
-#[derive(Default)]
-pub struct Connections {
-    conns: HashMap<u64, Conn>,
-    next_id: u64,
-}
-
-impl Connections {
-    /// Connections open.
-    pub fn count(&self) -> usize {
-        self.conns.len()
-    }
-
-    /// The id and smoltcp socket of the connection `key`.
-    pub fn find(&self, key: ConnKey) -> Option<(u64, SocketHandle)> {
-        self.conns
-            .iter()
-            .find(|(_, conn)| conn.key == key)
-            .map(|(&id, conn)| (id, conn.handle))
-    }
-
-    /// Adds a connection whose smoltcp socket is `handle`.
-    pub fn add(&mut self, key: ConnKey, handle: SocketHandle, stream: TcpStream, epoll: &Epoll) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let _ = stream.set_nodelay(true);
-        let mut conn = Conn {
-            key,
-            handle,
-            token: conn_token(id),
-            stream,
-            host_eof: false,
-            host_write_shut: false,
-            host_dead: false,
-            unwatched: false,
-            watching: None,
-            established: false,
-        };
-        let event = EpollEvent::new(EventSet::empty(), conn.token);
-        match epoll.ctl(ControlOperation::Add, conn.stream.as_raw_fd(), event) {
-            Ok(()) => conn.watching = Some(EventSet::empty()),
-            Err(e) => tracing::warn!("usernet: cannot watch a host socket: {e}"),
-        }
-        self.conns.insert(id, conn);
-    }
-
-    /// The host socket of `id` reported `events`: a hang-up or error takes it out of the epoll
-    /// set for good (it would be reported at every wait).
-    pub fn host_event(&mut self, id: u64, events: EventSet, epoll: &Epoll) {
-        let Some(conn) = self.conns.get_mut(&id) else {
+        if self.unwatched || self.watching == Some(interest) {
             return;
-        };
-        if events.intersects(EventSet::HANG_UP | EventSet::ERROR) && !conn.unwatched {
-            let _ = epoll.ctl(
-                ControlOperation::Delete,
-                conn.stream.as_raw_fd(),
-                EpollEvent::default(),
-            );
-            conn.unwatched = true;
-            conn.watching = None;
         }
-    }
-
-    /// Moves data both ways for every connection.
-    pub fn pump(&mut self, sockets: &mut SocketSet<'_>) {
-        for conn in self.conns.values_mut() {
-            conn.pump(sockets.get_mut::<tcp::Socket>(conn.handle));
-        }
-    }
-
-    /// Removes finished connections and updates what the epoll watches for the others. Call it
-    /// after the interface has been polled (so resets of aborted sockets have gone out).
-    pub fn reap(&mut self, sockets: &mut SocketSet<'_>, epoll: &Epoll) {
-        self.conns.retain(|_, conn| {
-            let socket = sockets.get_mut::<tcp::Socket>(conn.handle);
-            if conn.finished(socket) {
-                if conn.watching.is_some() {
-                    let _ = epoll.ctl(
-                        ControlOperation::Delete,
-                        conn.stream.as_raw_fd(),
-                        EpollEvent::default(),
-                    );
-                }
-                if !conn.host_write_shut {
-                    // The guest reset the connection: reset the host side too, not a clean EOF.
-                    set_linger_zero(&conn.stream);
-                }
-                sockets.remove(conn.handle);
-                return false;
-            }
-            let interest = conn.interest(socket);
-            if !conn.unwatched && conn.watching != Some(interest) {
-                let event = EpollEvent::new(interest, conn.token);
-                if epoll
-                    .ctl(ControlOperation::Modify, conn.stream.as_raw_fd(), event)
-                    .is_ok()
-                {
-                    conn.watching = Some(interest);
-                }
-            }
-            true
-        });
-    }
-
-    /// Drops connection `id` now: its host socket is reset, its smoltcp socket goes.
-    pub fn remove(&mut self, id: u64, sockets: &mut SocketSet<'_>, epoll: &Epoll) {
-        if let Some(conn) = self.conns.remove(&id) {
-            conn.discard(sockets, epoll);
-        }
-    }
-
-    /// Drops every connection (a reset of the device).
-    pub fn clear(&mut self, sockets: &mut SocketSet<'_>, epoll: &Epoll) {
-        for (_, conn) in self.conns.drain() {
-            conn.discard(sockets, epoll);
+        let event = EpollEvent::new(interest, self.token);
+        if epoll
+            .ctl(ControlOperation::Modify, self.stream.as_raw_fd(), event)
+            .is_ok()
+        {
+            self.watching = Some(interest);
         }
     }
 }

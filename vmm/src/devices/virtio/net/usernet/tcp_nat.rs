@@ -1,22 +1,19 @@
 //! Outbound TCP: the guest's connection to 10.0.2.2:PORT becomes a host connection to
-//! 127.0.0.1:PORT.
+//! 127.0.0.1:PORT (or wherever the config's `host_connect` says).
 //!
 //! The guest's SYN is held back while the host connection is made (non-blocking, watched by the
 //! user network's epoll): once it is up, a smoltcp socket starts listening on PORT and the SYN is
 //! fed to the interface, so the guest's handshake completes only if the host's did; if the host
-//! refuses (or takes longer than [`CONNECT_TIMEOUT`]), the guest gets a RST, just as if it had
-//! connected to the host port directly. Retransmitted SYNs meanwhile are dropped.
+//! refuses (or takes longer than the config's `connect_timeout`), the guest gets a RST, just as if
+//! it had connected to the host port directly. Retransmitted SYNs meanwhile are dropped.
 
 use super::proxy::ConnKey;
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{SocketAddrV4, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
-
-/// How long a host connect may take before the guest's connection is refused.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A host connect in progress for a guest SYN.
 pub struct Connecting {
@@ -57,9 +54,17 @@ impl TcpNat {
         self.connecting.values().any(|(c, _)| c.key == key)
     }
 
-    /// Starts connecting to the host's 127.0.0.1:`host_port` for the guest's `syn`.
-    pub fn start(&mut self, key: ConnKey, syn: &[u8], host_port: u16, epoll: &Epoll) -> Started {
-        let socket = match connect_nonblocking(SocketAddrV4::new(Ipv4Addr::LOCALHOST, host_port)) {
+    /// Starts connecting to `addr` on the host for the guest's `syn`; a connect still under way
+    /// at `deadline` is given up.
+    pub fn start(
+        &mut self,
+        key: ConnKey,
+        syn: &[u8],
+        addr: SocketAddrV4,
+        deadline: Instant,
+        epoll: &Epoll,
+    ) -> Started {
+        let socket = match connect_nonblocking(addr) {
             Ok(Connect::Done(socket)) => return Started::Connected(TcpStream::from(socket)),
             Ok(Connect::InProgress(socket)) => socket,
             Err(e) => return Started::Refused(e),
@@ -70,7 +75,6 @@ impl TcpNat {
         if let Err(e) = epoll.ctl(ControlOperation::Add, socket.as_raw_fd(), event) {
             return Started::Refused(e);
         }
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
         self.connecting.insert(
             id,
             (
