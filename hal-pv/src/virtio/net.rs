@@ -1,20 +1,41 @@
 //! virtio-net: Ethernet frames in and out. The kernel's network stack (smoltcp, in guest-os)
-//! drives it through [`Net::send`] and [`Net::receive`], sleeping in [`Net::wait`] until a frame
-//! arrives (the device's interrupt) or its next timer is due.
+//! drives it through [`Net::send`] and [`Net::receive`], and runs when the card's interrupt
+//! arrives ([`Net::set_interrupt_hook`]) or its own timers say so.
+//!
+//! Built on virtio-drivers' raw driver, with the buffers kept here: the high-level `VirtIONet`
+//! waits for the device to take each transmitted frame (spinning on the used ring — every spin
+//! an emulated instruction on PVM hosts) and allocates a fresh zeroed buffer per frame. Here a
+//! frame is copied once into a buffer from a fixed pool and handed over; finished transmissions
+//! are reaped the next time one is needed. Receive buffers are posted once and reposted as soon
+//! as their frame is copied out.
 
 use super::hal::VirtioHal;
 use super::{Device, Error, Kind, Mmio};
-use virtio_drivers::device::net::VirtIONet;
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+use virtio_drivers::device::net::VirtIONetRaw;
 
-/// Receive buffers the driver keeps posted.
+/// Descriptors per queue.
 const QUEUE_SIZE: usize = 64;
-/// Each receive buffer: a full Ethernet frame plus the virtio-net header.
-const RX_BUFFER_BYTES: usize = 2048;
+/// Receive buffers kept posted.
+const RX_BUFFERS: usize = 32;
+/// Transmit buffers in flight at most.
+const TX_BUFFERS: usize = 32;
+/// Each buffer: a full Ethernet frame plus the virtio-net header.
+const BUFFER_BYTES: usize = 2048;
 
 /// An open network interface.
 pub struct Net {
-    driver: VirtIONet<VirtioHal, Mmio, QUEUE_SIZE>,
+    driver: VirtIONetRaw<VirtioHal, Mmio, QUEUE_SIZE>,
     slot: usize,
+    rx: Vec<Box<[u8]>>,
+    /// Receive token (descriptor head) → buffer index.
+    rx_posted: [Option<u8>; QUEUE_SIZE],
+    tx: Vec<Box<[u8]>>,
+    tx_free: Vec<u8>,
+    /// Transmit token → (buffer index, bytes handed over).
+    tx_in_flight: [Option<(u8, u16)>; QUEUE_SIZE],
 }
 
 impl Net {
@@ -24,11 +45,32 @@ impl Net {
             Kind::Network,
             "{device:?} is not a network card"
         );
-        let driver = VirtIONet::new(device.transport, RX_BUFFER_BYTES)?;
-        Ok(Net {
+        let driver = VirtIONetRaw::new(device.transport)?;
+        let mut net = Net {
             driver,
             slot: device.slot,
-        })
+            rx: (0..RX_BUFFERS)
+                .map(|_| vec![0u8; BUFFER_BYTES].into_boxed_slice())
+                .collect(),
+            rx_posted: [None; QUEUE_SIZE],
+            tx: (0..TX_BUFFERS)
+                .map(|_| vec![0u8; BUFFER_BYTES].into_boxed_slice())
+                .collect(),
+            tx_free: (0..TX_BUFFERS as u8).collect(),
+            tx_in_flight: [None; QUEUE_SIZE],
+        };
+        for index in 0..RX_BUFFERS {
+            net.post_rx(index)?;
+        }
+        Ok(net)
+    }
+
+    fn post_rx(&mut self, index: usize) -> Result<(), Error> {
+        // SAFETY: the buffer is a heap allocation owned by `self.rx`, never touched (nor freed:
+        // buffers live as long as the card) until `receive_complete` returns it for this token.
+        let token = unsafe { self.driver.receive_begin(&mut self.rx[index])? };
+        self.rx_posted[token as usize % QUEUE_SIZE] = Some(index as u8);
+        Ok(())
     }
 
     /// The interface's MAC address.
@@ -36,28 +78,94 @@ impl Net {
         self.driver.mac_address()
     }
 
-    /// Sends one frame (returns once the device has taken it).
+    /// Takes back the buffers of finished transmissions.
+    fn reap_tx(&mut self) {
+        while let Some(token) = self.driver.poll_transmit() {
+            let Some((index, len)) = self.tx_in_flight[token as usize % QUEUE_SIZE].take() else {
+                crate::println!("virtio-net: used transmit token {token} unknown");
+                return;
+            };
+            let buffer = &self.tx[index as usize][..len as usize];
+            // SAFETY: the same buffer and length `transmit_begin` was given for this token.
+            if let Err(e) = unsafe { self.driver.transmit_complete(token, buffer) } {
+                crate::println!("virtio-net: transmit completion: {e:?}");
+            }
+            self.tx_free.push(index);
+        }
+    }
+
+    /// Queues one frame for sending (returns once the device has it queued, not sent).
     pub fn send(&mut self, frame: &[u8]) -> Result<(), Error> {
-        let mut buffer = self.driver.new_tx_buffer(frame.len());
-        buffer.packet_mut().copy_from_slice(frame);
-        Ok(self.driver.send(buffer)?)
+        self.transmit(frame.len(), |buffer| buffer.copy_from_slice(frame))
+    }
+
+    /// Queues a frame of `len` bytes that `fill` writes straight into the transmit buffer (no
+    /// intermediate copy); returns what `fill` returned.
+    pub fn transmit<R>(&mut self, len: usize, fill: impl FnOnce(&mut [u8]) -> R) -> Result<R, Error> {
+        self.reap_tx();
+        if self.tx_free.is_empty() || !self.driver.can_send() {
+            let driver = &mut self.driver;
+            super::wait_until(|| driver.poll_transmit().is_some());
+            self.reap_tx();
+        }
+        let index = self.tx_free.pop().ok_or(Error(virtio_drivers::Error::QueueFull))?;
+        let buffer = &mut self.tx[index as usize];
+        let header = self.driver.fill_buffer_header(buffer)?;
+        let len = header + len;
+        if len > buffer.len() {
+            self.tx_free.push(index);
+            return Err(Error(virtio_drivers::Error::InvalidParam));
+        }
+        let result = fill(&mut buffer[header..len]);
+        let buffer = &self.tx[index as usize][..len];
+        // SAFETY: the buffer is owned by `self.tx` and left alone until `reap_tx` completes it.
+        match unsafe { self.driver.transmit_begin(buffer) } {
+            Ok(token) => {
+                self.tx_in_flight[token as usize % QUEUE_SIZE] = Some((index, len as u16));
+                Ok(result)
+            }
+            Err(e) => {
+                self.tx_free.push(index);
+                Err(e.into())
+            }
+        }
     }
 
     /// Copies the next received frame into `out` (truncating a longer one); `None` if none waits.
     pub fn receive(&mut self, out: &mut [u8]) -> Option<usize> {
-        let buffer = self.driver.receive().ok()?;
-        let packet = buffer.packet();
-        let len = packet.len().min(out.len());
-        out[..len].copy_from_slice(&packet[..len]);
-        if let Err(e) = self.driver.recycle_rx_buffer(buffer) {
+        let token = self.driver.poll_receive()?;
+        let Some(index) = self.rx_posted[token as usize % QUEUE_SIZE].take() else {
+            crate::println!("virtio-net: used receive token {token} unknown");
+            return None;
+        };
+        let index = index as usize;
+        // SAFETY: the buffer `receive_begin` was given for this token.
+        let result = unsafe { self.driver.receive_complete(token, &mut self.rx[index]) };
+        let copied = match result {
+            Ok((header, len)) => {
+                let n = len.min(out.len());
+                out[..n].copy_from_slice(&self.rx[index][header..header + n]);
+                Some(n)
+            }
+            Err(e) => {
+                crate::println!("virtio-net: bad received frame: {e:?}");
+                Some(0)
+            }
+        };
+        if let Err(e) = self.post_rx(index) {
             crate::println!("virtio-net: lost a receive buffer: {e:?}");
         }
-        Some(len)
+        copied
+    }
+
+    /// Whether a received frame waits.
+    pub fn can_receive(&self) -> bool {
+        self.driver.poll_receive().is_some()
     }
 
     /// Sleeps until a frame may have arrived or `timeout_ns` passed.
     pub fn wait(&mut self, timeout_ns: u64) {
-        if !self.driver.can_recv() {
+        if !self.can_receive() {
             crate::time::set_timer_in_ns(timeout_ns.max(1000));
             crate::cpu::wait_for_interrupt();
             crate::irq::apic::cancel_timer();

@@ -130,8 +130,9 @@ pub fn address() -> Option<Ipv4Address> {
     }
 }
 
-/// Runs `f` on the interface (None: no card), then runs the stack, so what `f` queued goes out
-/// before the caller returns. ENETUNREACH-style answers are the caller's.
+/// Runs `f` on the interface (None: no card), then sends what it queued before the caller
+/// returns. Received frames are the interrupt's business (or the holder's, when the interrupt
+/// found the interface taken). ENETUNREACH-style answers are the caller's.
 pub fn with<R>(f: impl FnOnce(&mut NetIface) -> R) -> Option<R> {
     if !is_up() {
         return None;
@@ -140,8 +141,7 @@ pub fn with<R>(f: impl FnOnce(&mut NetIface) -> R) -> Option<R> {
         let mut guard = IFACE.lock();
         let net = guard.as_mut()?;
         let result = f(net);
-        PENDING.store(false, Ordering::Release);
-        net.run();
+        net.flush();
         result
     };
     catch_up();
@@ -198,13 +198,20 @@ impl NetIface {
         {
             self.refill_listeners();
         }
-        while self
-            .iface
-            .poll_egress(timestamp, &mut self.phy, &mut self.sockets)
-            == smoltcp::iface::PollResult::SocketStateChanged
-        {}
+        self.iface
+            .poll_egress(timestamp, &mut self.phy, &mut self.sockets);
         self.refill_listeners();
         self.dhcp_events();
+        self.announce();
+        self.arm_timer(timestamp);
+    }
+
+    /// After a socket call: what the sockets queued goes out (one egress pass; the frames
+    /// received meanwhile wait for the interrupt path, which `catch_up` runs).
+    fn flush(&mut self) {
+        let timestamp = now();
+        self.iface
+            .poll_egress(timestamp, &mut self.phy, &mut self.sockets);
         self.announce();
         self.arm_timer(timestamp);
     }
@@ -494,6 +501,9 @@ fn new_tcp_socket() -> tcp::Socket<'static> {
     // The peers we meet (our VMM, QEMU's slirp, a tap on this host) are a memory copy away;
     // Nagle would only add latency to request/response traffic.
     socket.set_nagle_enabled(false);
+    // Delayed ACKs save packets on a wire; here a packet costs less than the wait, and with a
+    // peer that waits for our ACK before sending more, each delay is a stall.
+    socket.set_ack_delay(None);
     socket
 }
 
