@@ -3,7 +3,7 @@
 // the guest and on the host, so either side can serve and either side can load.
 //
 //	gonet serve ADDR                  net/http on ADDR; prints "listening ADDR" once listening
-//	gonet load URL [-n N] [-c C]      N sequential requests, then N over C goroutines
+//	gonet load URL [-n N] [-c C] [-m M]  N sequential requests, then M (default N) over C goroutines
 //	gonet get URL                     one GET; prints the body; exit 1 on an error or non-200
 //	gonet udpecho ADDR                echoes datagrams; prints "listening ADDR"
 //	gonet udpsend ADDR MSG            sends MSG, prints the answer; exit 1 without one
@@ -56,7 +56,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: gonet serve ADDR | load URL [-n N] [-c C] | get URL | "+
+	fmt.Fprintln(os.Stderr, "usage: gonet serve ADDR | load URL [-n N] [-c C] [-m M] | get URL | "+
 		"udpecho ADDR | udpsend ADDR MSG")
 	os.Exit(2)
 }
@@ -171,13 +171,17 @@ func do(client *http.Client, base string, r request) error {
 
 func load(url string, args []string) error {
 	flags := flag.NewFlagSet("load", flag.ContinueOnError)
-	n := flags.Int("n", 1000, "requests in each phase")
+	n := flags.Int("n", 1000, "requests in the sequential phase")
 	c := flags.Int("c", 64, "concurrent goroutines in the second phase")
+	m := flags.Int("m", 0, "requests in the concurrent phase (0: as many as -n)")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
-	if *n < 1 || *c < 1 {
-		return errors.New("-n and -c must be at least 1")
+	if *n < 1 || *c < 1 || *m < 0 {
+		return errors.New("-n and -c must be at least 1, -m at least 0")
+	}
+	if *m == 0 {
+		*m = *n
 	}
 	for len(url) > 0 && url[len(url)-1] == '/' {
 		url = url[:len(url)-1]
@@ -218,7 +222,7 @@ func load(url string, args []string) error {
 
 	// Phase 2: c goroutines; every fourth request on a connection of its own.
 	jobs := make(chan int)
-	errs := make(chan error, *n)
+	errs := make(chan error, *m)
 	for g := 0; g < *c; g++ {
 		go func() {
 			for i := range jobs {
@@ -231,25 +235,28 @@ func load(url string, args []string) error {
 		}()
 	}
 	go func() {
-		for i := 0; i < *n; i++ {
+		for i := 0; i < *m; i++ {
 			jobs <- i
 		}
 		close(jobs)
 	}()
 	newConnections := 0
-	for i := 0; i < *n; i++ {
+	for i := 0; i < *m; i++ {
 		if err := <-errs; err != nil {
 			report(err)
 		}
 		if i%4 == 3 {
 			newConnections++
 		}
-		progress("concurrent", i+1)
+		if (i+1)%250 == 0 || i+1 == *m {
+			fmt.Fprintf(os.Stderr, "load: concurrent %d/%d after %.1fs\n", i+1, *m,
+				time.Since(start).Seconds())
+		}
 	}
 	fmt.Printf("load: %d sequential, %d concurrent (%d at once, %d on new connections): "+
-		"%d failed\n", *n, *n, *c, newConnections, failed)
+		"%d failed\n", *n, *m, *c, newConnections, failed)
 	if failed > 0 {
-		return fmt.Errorf("%d of %d requests failed (%d sequential)", failed, 2**n,
+		return fmt.Errorf("%d of %d requests failed (%d sequential)", failed, *n+*m,
 			sequentialFailed)
 	}
 	return nil
