@@ -201,6 +201,7 @@ impl NetIface {
         self.iface
             .poll_egress(timestamp, &mut self.phy, &mut self.sockets);
         self.refill_listeners();
+        self.reap();
         self.dhcp_events();
         self.announce();
         self.arm_timer(timestamp);
@@ -364,6 +365,9 @@ impl NetIface {
     /// Removes released TCP sockets that reached CLOSED or TIME-WAIT.
     fn reap(&mut self) {
         let mut released = RELEASED.lock();
+        if released.is_empty() {
+            return;
+        }
         released.retain(|&handle| {
             let state = self.sockets.get::<tcp::Socket>(handle).state();
             let done = matches!(state, tcp::State::Closed | tcp::State::TimeWait);
