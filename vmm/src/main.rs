@@ -78,8 +78,11 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
     }
     let net = open_network(cli).usage()?;
     let has_ip_word = cmdline.split(' ').any(|word| word.starts_with("ip="));
-    if matches!(cli.net, devices::virtio::net::NetArg::User) && !has_ip_word {
-        cmdline.push_str(&usernet_ip_word());
+    if matches!(cli.net, devices::virtio::net::NetArg::User) {
+        if !has_ip_word {
+            cmdline.push_str(&usernet_ip_word());
+        }
+        cmdline.push_str(&devices::virtio::net::frame::user_network_words());
     }
     let vsock = cli
         .vsock

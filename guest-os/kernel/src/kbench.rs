@@ -108,7 +108,7 @@ fn tcp_sink(cmdline: &str, port: u16) -> u8 {
         println!("NOA-KBENCH error=no-network-card");
         return 1;
     };
-    let card = match hal_pv::virtio::net::Net::open(device) {
+    let card = match hal_pv::virtio::net::Net::open(device, crate::net::phy::DEFAULT_MTU) {
         Ok(card) => card,
         Err(e) => {
             println!("NOA-KBENCH error={e}");

@@ -379,6 +379,9 @@ mod tests {
         assert_eq!(cmsgs.len(), 2);
         assert_eq!(cmsgs[0].data, [1, 0, 0, 0, 2, 0, 0, 0]);
         assert_eq!(cmsgs[1].kind, SCM_CREDENTIALS);
-        assert_eq!(decode_cmsgs(&[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(
+            decode_cmsgs(&[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
     }
 }

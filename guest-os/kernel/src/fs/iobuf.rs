@@ -34,18 +34,30 @@ static PAGES: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
 /// Where read data goes: `len` bytes of the current process's memory at `addr`, or a kernel
 /// slice.
 pub enum ReadBuf<'a> {
-    User { addr: u64, len: usize },
+    User {
+        addr: u64,
+        len: usize,
+    },
     /// Several user buffers in turn (readv, recvmsg): one read fills them as one, so a stream
     /// read never blocks for a later buffer once an earlier one got data.
-    UserVec { iov: &'a [Iovec], len: usize },
+    UserVec {
+        iov: &'a [Iovec],
+        len: usize,
+    },
     Kernel(&'a mut [u8]),
 }
 
 /// Where written data comes from.
 pub enum WriteBuf<'a> {
-    User { addr: u64, len: usize },
+    User {
+        addr: u64,
+        len: usize,
+    },
     /// Several user buffers in turn (writev, sendmsg), written as one.
-    UserVec { iov: &'a [Iovec], len: usize },
+    UserVec {
+        iov: &'a [Iovec],
+        len: usize,
+    },
     Kernel(&'a [u8]),
 }
 

@@ -16,8 +16,8 @@
 //! Owns: pipe buffers and their ends.
 
 use super::iobuf::PAGE;
-use super::ring::PageRing;
 use super::poll::Pollee;
+use super::ring::PageRing;
 use super::{
     FileKind, Inode, InodeId, InodeRef, Io, OpenFile, READY_IN, READY_OUT, ReadBuf, WriteBuf,
 };

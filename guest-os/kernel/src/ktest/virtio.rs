@@ -235,7 +235,10 @@ pub fn net_dhcp_and_tcp_echo() -> TestResult {
     use smoltcp::wire::{IpAddress, Ipv4Address};
 
     let device = take(Kind::Network, 0).ok_or(Failure::Skipped("no virtio-net device"))?;
-    let mut stack = Stack::new(hal_pv::virtio::net::Net::open(device)?);
+    let mut stack = Stack::new(hal_pv::virtio::net::Net::open(
+        device,
+        crate::net::phy::DEFAULT_MTU,
+    )?);
     let lease = stack
         .dhcp(Duration::from_secs(10))
         .ok_or("no DHCP lease within 10 s")?;

@@ -36,6 +36,8 @@ use spin::Mutex;
 
 /// Each TCP connection's buffers, each way (the receive window).
 pub const TCP_BUFFER: usize = 64 * 1024;
+/// Most egress passes per run (each sends up to one segment per socket).
+const EGRESS_PASSES: usize = 64;
 /// Each UDP socket's buffers: datagrams and payload bytes.
 const UDP_PACKETS: usize = 32;
 const UDP_BUFFER: usize = 64 * 1024;
@@ -82,10 +84,12 @@ fn now() -> Instant {
     super::now()
 }
 
-/// Brings the card up with the configuration the command line asks for.
-pub fn init(card: Net, config: IpConfig) {
+/// Brings the card up (frames of `mtu` payload bytes; TCP/UDP checksums computed unless the
+/// peer said it needs none) with the address configuration the command line asks for.
+pub fn init(card: Net, mtu: usize, tx_checksums: bool, config: IpConfig) {
     let mac = EthernetAddress(card.mac());
-    let mut phy = VirtioPhy::new(card);
+    let mut phy = VirtioPhy::new(card, mtu);
+    phy.set_tx_checksums(tx_checksums);
     let mut iface = Interface::new(Config::new(HardwareAddress::Ethernet(mac)), &mut phy, now());
     let mut sockets = SocketSet::new(vec![]);
     let mut dhcp = None;
@@ -193,13 +197,14 @@ impl NetIface {
         self.phy.card().ack_interrupt();
         let timestamp = now();
         self.iface.poll_maintenance(timestamp);
-        while self.iface.poll_ingress_single(timestamp, &mut self.phy, &mut self.sockets)
+        while self
+            .iface
+            .poll_ingress_single(timestamp, &mut self.phy, &mut self.sockets)
             != PollIngressSingleResult::None
         {
             self.refill_listeners();
         }
-        self.iface
-            .poll_egress(timestamp, &mut self.phy, &mut self.sockets);
+        self.egress(timestamp);
         self.refill_listeners();
         self.reap();
         self.dhcp_events();
@@ -211,10 +216,23 @@ impl NetIface {
     /// received meanwhile wait for the interrupt path, which `catch_up` runs).
     fn flush(&mut self) {
         let timestamp = now();
-        self.iface
-            .poll_egress(timestamp, &mut self.phy, &mut self.sockets);
+        self.egress(timestamp);
         self.announce();
         self.arm_timer(timestamp);
+    }
+
+    /// Sends what the sockets have queued: smoltcp emits at most one segment per socket per
+    /// pass, so a window's worth takes a pass per segment (bounded by the transmit pool).
+    fn egress(&mut self, timestamp: Instant) {
+        for _ in 0..EGRESS_PASSES {
+            if self
+                .iface
+                .poll_egress(timestamp, &mut self.phy, &mut self.sockets)
+                == smoltcp::iface::PollResult::None
+            {
+                break;
+            }
+        }
     }
 
     fn arm_timer(&mut self, timestamp: Instant) {

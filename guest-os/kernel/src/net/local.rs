@@ -35,7 +35,9 @@ pub const V6_LOOPBACK: Ip = {
 };
 
 pub const fn mapped(v4: [u8; 4]) -> Ip {
-    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3]]
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3],
+    ]
 }
 
 pub fn is_v4(ip: &Ip) -> bool {
@@ -75,7 +77,11 @@ pub fn endpoint_of(addr: &SockAddr, v6: bool) -> SysResult<Endpoint> {
     match addr {
         SockAddr::Inet(InetAddr::V4 { ip, port }) if !v6 => Ok((mapped(*ip), *port)),
         SockAddr::Inet(InetAddr::V6 { ip, port, .. }) if v6 => Ok((*ip, *port)),
-        _ => Err(if v6 { Errno::EINVAL } else { Errno::EAFNOSUPPORT }),
+        _ => Err(if v6 {
+            Errno::EINVAL
+        } else {
+            Errno::EAFNOSUPPORT
+        }),
     }
 }
 
@@ -193,7 +199,10 @@ impl PortGuard {
     pub fn set_target(&self, target: Target, listening: bool) -> SysResult<()> {
         let mut entries = self.ports.entries.lock();
         let list = entries.get_mut(&self.port).ok_or(Errno::EINVAL)?;
-        let me = list.iter().position(|e| e.id == self.id).ok_or(Errno::EINVAL)?;
+        let me = list
+            .iter()
+            .position(|e| e.id == self.id)
+            .ok_or(Errno::EINVAL)?;
         if listening {
             let clash = list.iter().any(|e| {
                 e.id != self.id

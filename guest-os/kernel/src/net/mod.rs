@@ -13,7 +13,7 @@
 pub mod config;
 pub mod iface;
 pub mod local;
-mod phy;
+pub mod phy;
 pub mod socket;
 pub mod stream;
 pub mod tcp;
@@ -37,8 +37,23 @@ pub fn init(devices: alloc::vec::Vec<hal_pv::virtio::Device>, cmdline: &str) {
     else {
         return;
     };
-    match Net::open(device) {
-        Ok(card) => iface::init(card, config::IpConfig::from_cmdline(cmdline)),
+    // `noa.net.mtu=N`: our VMM's user network carries larger frames than a wire (fewer frames,
+    // fewer emulated instructions per byte); taps and QEMU's slirp keep 1500.
+    let mtu = crate::cmdline::Cmdline::values(cmdline, "noa.net.mtu")
+        .find_map(|v| v.parse::<usize>().ok())
+        .unwrap_or(phy::DEFAULT_MTU)
+        .clamp(576, 65_000);
+    // `noa.net.tx_csum=off`: the peer (our VMM's user network) does not verify TCP and UDP
+    // checksums, so we do not compute them — on PVM hosts that is most of the cost per byte.
+    let tx_checksums =
+        !crate::cmdline::Cmdline::values(cmdline, "noa.net.tx_csum").any(|v| v == "off");
+    match Net::open(device, mtu) {
+        Ok(card) => iface::init(
+            card,
+            mtu,
+            tx_checksums,
+            config::IpConfig::from_cmdline(cmdline),
+        ),
         Err(e) => crate::klog!("net: cannot open the network card: {e:?}"),
     }
 }
@@ -65,7 +80,7 @@ pub struct Lease {
 impl Stack {
     pub fn new(card: Net) -> Stack {
         let mac = EthernetAddress(card.mac());
-        let mut phy = VirtioPhy::new(card);
+        let mut phy = VirtioPhy::new(card, phy::DEFAULT_MTU);
         let config = Config::new(HardwareAddress::Ethernet(mac));
         let iface = Interface::new(config, &mut phy, now());
         Stack {

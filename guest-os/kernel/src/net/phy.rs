@@ -10,21 +10,36 @@ use hal_pv::virtio::net::Net;
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-/// Largest Ethernet frame without the FCS.
-const MAX_FRAME: usize = 1514;
+/// The Ethernet header before each frame's payload.
+const ETHERNET_HEADER: usize = 14;
+/// The payload a wire takes (the MTU) unless told otherwise.
+pub const DEFAULT_MTU: usize = 1500;
 
 pub struct VirtioPhy {
     card: Net,
+    /// The largest frame, Ethernet header included (no FCS).
+    max_frame: usize,
     /// The frame being received.
-    rx: Box<[u8; MAX_FRAME]>,
+    rx: Box<[u8]>,
+    /// Whether outgoing TCP and UDP checksums are computed.
+    tx_checksums: bool,
 }
 
 impl VirtioPhy {
-    pub fn new(card: Net) -> Self {
+    /// The card, carrying payloads of up to `mtu` bytes (what it was opened for).
+    pub fn new(card: Net, mtu: usize) -> Self {
+        let max_frame = ETHERNET_HEADER + mtu;
         VirtioPhy {
             card,
-            rx: Box::new([0; MAX_FRAME]),
+            max_frame,
+            rx: alloc::vec![0; max_frame].into_boxed_slice(),
+            tx_checksums: true,
         }
+    }
+
+    /// Whether outgoing TCP and UDP checksums are computed (IPv4 headers' always are).
+    pub fn set_tx_checksums(&mut self, on: bool) {
+        self.tx_checksums = on;
     }
 
     pub fn card(&mut self) -> &mut Net {
@@ -80,14 +95,21 @@ impl phy::Device for VirtioPhy {
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
-        caps.max_transmission_unit = MAX_FRAME;
+        caps.max_transmission_unit = self.max_frame;
         caps.medium = Medium::Ethernet;
         // Verifying checksums of received frames costs emulated ring-0 instructions per byte on
         // PVM hosts, and both peers (our VMM's user network, QEMU's slirp) are on this machine:
         // no wire to corrupt them. Outgoing checksums are still computed.
+        // Outgoing ones too, unless the peer says it does not verify them (our VMM's user
+        // network: `noa.net.tx_csum=off`).
+        let tx = if self.tx_checksums {
+            Checksum::Tx
+        } else {
+            Checksum::None
+        };
         caps.checksum.ipv4 = Checksum::Tx;
-        caps.checksum.tcp = Checksum::Tx;
-        caps.checksum.udp = Checksum::Tx;
+        caps.checksum.tcp = tx;
+        caps.checksum.udp = tx;
         caps
     }
 }

@@ -202,9 +202,7 @@ impl SocketFile {
             }
             (SOL_SOCKET, name) if SETTABLE_SOCKET_OPTIONS.contains(&name) => true,
             (SOL_SOCKET, _) => return Err(Errno::ENOPROTOOPT),
-            (IPPROTO_TCP, _) if self.socket.protocol() == IPPROTO_TCP => {
-                name != TCP_CONGESTION
-            }
+            (IPPROTO_TCP, _) if self.socket.protocol() == IPPROTO_TCP => name != TCP_CONGESTION,
             (IPPROTO_IP, _) if self.socket.family() == AF_INET => true,
             (IPPROTO_IPV6, IPV6_V6ONLY) if self.socket.family() == AF_INET6 => true,
             (IPPROTO_IPV6, _) if self.socket.family() == AF_INET6 => true,

@@ -267,7 +267,11 @@ impl TcpSocket {
                 Err(e) => return if sent > 0 { Ok(sent) } else { Err(e) },
             }
             if io.nonblock {
-                return if sent > 0 { Ok(sent) } else { Err(Errno::EAGAIN) };
+                return if sent > 0 {
+                    Ok(sent)
+                } else {
+                    Err(Errno::EAGAIN)
+                };
             }
             let room = self.pollee.queue().wait_until(|| {
                 iface::with_quiet(|net| {
@@ -466,7 +470,11 @@ impl Socket for TcpSocket {
         let port = match core::mem::replace(&mut *state, State::Unbound) {
             State::Bound(port) => port,
             _ => {
-                let any = if self.v6 { local::V6_ANY } else { local::V4_ANY };
+                let any = if self.v6 {
+                    local::V6_ANY
+                } else {
+                    local::V4_ANY
+                };
                 match TCP_PORTS.bind(any, 0, flags) {
                     Ok(port) => port,
                     Err(e) => return Err(e),
@@ -540,7 +548,9 @@ impl Socket for TcpSocket {
                 || remote.is_some_and(|id| iface::with_quiet(|n| n.acceptable(id)) == Some(true));
             ready.then_some(())
         })?;
-        try_accept().ok_or(Errno::EAGAIN).or_else(|_| self.accept(io))
+        try_accept()
+            .ok_or(Errno::EAGAIN)
+            .or_else(|_| self.accept(io))
     }
 
     fn connect(&self, addr: SockAddr, io: Io, flags: BindFlags) -> SysResult<()> {
@@ -582,10 +592,13 @@ impl Socket for TcpSocket {
         if io.nonblock {
             return Err(Errno::EINPROGRESS);
         }
-        let outcome = self.pollee.queue().wait_until(|| match self.remote_connect_status() {
-            Ok(false) => None,
-            other => Some(other),
-        });
+        let outcome = self
+            .pollee
+            .queue()
+            .wait_until(|| match self.remote_connect_status() {
+                Ok(false) => None,
+                other => Some(other),
+            });
         match outcome {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => {
@@ -707,7 +720,14 @@ impl Socket for TcpSocket {
 
     fn local_addr(&self) -> SysResult<SockAddr> {
         let endpoint = match &*self.state.lock() {
-            State::Unbound => (if self.v6 { local::V6_ANY } else { local::V4_ANY }, 0),
+            State::Unbound => (
+                if self.v6 {
+                    local::V6_ANY
+                } else {
+                    local::V4_ANY
+                },
+                0,
+            ),
             State::Bound(port) | State::Listening { port, .. } => port.endpoint(),
             State::Local { local, .. } | State::Remote { local, .. } => *local,
         };
@@ -732,7 +752,8 @@ impl Socket for TcpSocket {
                 let (local, remote) = (local.clone(), *remote);
                 drop(state);
                 let ready = local.has_waiting()
-                    || remote.is_some_and(|id| iface::with_quiet(|n| n.acceptable(id)) == Some(true));
+                    || remote
+                        .is_some_and(|id| iface::with_quiet(|n| n.acceptable(id)) == Some(true));
                 if ready { READY_IN } else { 0 }
             }
             State::Local { end, .. } => end.poll(),

@@ -86,11 +86,21 @@ impl UdpSocket {
     }
 
     fn any(&self) -> local::Ip {
-        if self.v6 { local::V6_ANY } else { local::V4_ANY }
+        if self.v6 {
+            local::V6_ANY
+        } else {
+            local::V4_ANY
+        }
     }
 
     /// Binds `ip:port` in `state` and makes it reachable.
-    fn bind_in(&self, state: &mut State, ip: local::Ip, port: u16, flags: BindFlags) -> SysResult<()> {
+    fn bind_in(
+        &self,
+        state: &mut State,
+        ip: local::Ip,
+        port: u16,
+        flags: BindFlags,
+    ) -> SysResult<()> {
         let guard = UDP_PORTS.bind(ip, port, flags)?;
         let target: alloc::sync::Weak<dyn UdpTarget> =
             Arc::downgrade(&self.inbox) as alloc::sync::Weak<dyn UdpTarget>;
@@ -101,7 +111,8 @@ impl UdpSocket {
                 addr: None,
                 port: guard.port,
             };
-            state.remote = iface::with(|net| net.add_udp(endpoint, &self.inbox.pollee).ok()).flatten();
+            state.remote =
+                iface::with(|net| net.add_udp(endpoint, &self.inbox.pollee).ok()).flatten();
         }
         state.port = Some(guard);
         Ok(())
@@ -156,7 +167,11 @@ impl UdpSocket {
     }
 
     /// One datagram, if one waits: bytes copied, its real length, and its sender.
-    fn try_recv(&self, buf: &mut ReadBuf<'_>, peek: bool) -> SysResult<Option<(usize, usize, Endpoint)>> {
+    fn try_recv(
+        &self,
+        buf: &mut ReadBuf<'_>,
+        peek: bool,
+    ) -> SysResult<Option<(usize, usize, Endpoint)>> {
         let peer = self.state.lock().peer;
         // A connected socket takes only its peer's datagrams; the others are dropped.
         let from_peer = |from: &Endpoint| peer.is_none_or(|p| p == *from);
@@ -182,28 +197,30 @@ impl UdpSocket {
         let Some(handle) = self.state.lock().remote else {
             return Ok(None);
         };
-        iface::with_quiet(|net| loop {
-            let socket = net.udp(handle);
-            let taken = if peek {
-                socket.peek().map(|(data, meta)| (data, meta.endpoint))
-            } else {
-                socket.recv().map(|(data, meta)| (data, meta.endpoint))
-            };
-            match taken {
-                Ok((data, endpoint)) => {
-                    let IpAddress::Ipv4(v4) = endpoint.addr;
-                    let from = (local::mapped(v4.octets()), endpoint.port);
-                    if !from_peer(&from) {
-                        if peek {
-                            let _ = socket.recv();
+        iface::with_quiet(|net| {
+            loop {
+                let socket = net.udp(handle);
+                let taken = if peek {
+                    socket.peek().map(|(data, meta)| (data, meta.endpoint))
+                } else {
+                    socket.recv().map(|(data, meta)| (data, meta.endpoint))
+                };
+                match taken {
+                    Ok((data, endpoint)) => {
+                        let IpAddress::Ipv4(v4) = endpoint.addr;
+                        let from = (local::mapped(v4.octets()), endpoint.port);
+                        if !from_peer(&from) {
+                            if peek {
+                                let _ = socket.recv();
+                            }
+                            continue;
                         }
-                        continue;
+                        let n = data.len().min(buf.len());
+                        buf.put(0, &data[..n])?;
+                        return Ok(Some((n, data.len(), from)));
                     }
-                    let n = data.len().min(buf.len());
-                    buf.put(0, &data[..n])?;
-                    return Ok(Some((n, data.len(), from)));
+                    Err(_) => return Ok(None),
                 }
-                Err(_) => return Ok(None),
             }
         })
         .unwrap_or(Ok(None))

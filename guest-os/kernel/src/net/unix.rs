@@ -233,9 +233,10 @@ impl Socket for UnixStream {
             StreamState::Bound => {
                 let listener = Listener::new(self.pollee.clone(), backlog, false);
                 if let Some(guard) = self.name.lock().as_ref() {
-                    NAMES
-                        .lock()
-                        .insert(guard.key.clone(), Bound::Listener(Arc::downgrade(&listener)));
+                    NAMES.lock().insert(
+                        guard.key.clone(),
+                        Bound::Listener(Arc::downgrade(&listener)),
+                    );
                 }
                 *state = StreamState::Listening(listener);
                 Ok(())
@@ -317,12 +318,9 @@ impl Socket for UnixStream {
         let io = Io {
             nonblock: io.nonblock || flags & MSG_DONTWAIT != 0,
         };
-        let got = self.end()?.read(
-            buf,
-            io,
-            flags & MSG_PEEK != 0,
-            flags & MSG_WAITALL != 0,
-        )?;
+        let got = self
+            .end()?
+            .read(buf, io, flags & MSG_PEEK != 0, flags & MSG_WAITALL != 0)?;
         Ok(Received {
             bytes: got.bytes,
             full: got.bytes,

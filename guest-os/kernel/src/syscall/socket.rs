@@ -236,7 +236,9 @@ fn connect(a: &[u64; 6]) -> SysResult<u64> {
     let (file, socket) = sock(a[0])?;
     let addr = read_addr(a[1], a[2])?;
     check_family(&socket, &addr)?;
-    socket.socket.connect(addr, file.io(), socket.bind_flags())?;
+    socket
+        .socket
+        .connect(addr, file.io(), socket.bind_flags())?;
     Ok(0)
 }
 
@@ -275,7 +277,11 @@ fn recvfrom(a: &[u64; 6]) -> SysResult<u64> {
     } else if a[4] != 0 && a[5] != 0 {
         uaccess::write_u32(a[5], 0)?;
     }
-    Ok(if flags & MSG_TRUNC != 0 { got.full } else { got.bytes } as u64)
+    Ok(if flags & MSG_TRUNC != 0 {
+        got.full
+    } else {
+        got.bytes
+    } as u64)
 }
 
 /// The files an SCM_RIGHTS control buffer names.
@@ -381,7 +387,11 @@ fn recv_one(file: &FileRef, socket: &SocketFile, msg: u64, flags: u32) -> SysRes
         uaccess::write_u64(msg + MsgHdr::CONTROLLEN_OFFSET, control_used as u64)?;
     }
     uaccess::write_u32(msg + MsgHdr::FLAGS_OFFSET, out_flags)?;
-    Ok(if flags & MSG_TRUNC != 0 { got.full } else { got.bytes })
+    Ok(if flags & MSG_TRUNC != 0 {
+        got.full
+    } else {
+        got.bytes
+    })
 }
 
 fn sendmsg(a: &[u64; 6]) -> SysResult<u64> {
@@ -423,7 +433,11 @@ fn recvmmsg(a: &[u64; 6]) -> SysResult<u64> {
         let msg = a[1] + done * MMSGHDR_SIZE as u64;
         // After the first message, take only what is already there (MSG_WAITFORONE-like: the
         // timeout argument is not waited on).
-        let flags = if done > 0 { flags | MSG_DONTWAIT } else { flags };
+        let flags = if done > 0 {
+            flags | MSG_DONTWAIT
+        } else {
+            flags
+        };
         match recv_one(&file, &socket, msg, flags) {
             Ok(n) => uaccess::write_u32(msg + MsgHdr::SIZE as u64, n as u32)?,
             Err(e) if done == 0 => return Err(e),

@@ -14,8 +14,9 @@ use vmm_sys_util::eventfd::EventFd;
 
 pub const QUEUE_SIZE: u16 = 256;
 /// Each descriptor's buffer (the spec asks for at least 1526 bytes for receive buffers).
-pub const BUFFER_LEN: u32 = 2048;
-const MEM_BYTES: usize = 4 << 20;
+/// Each buffer holds the largest frame the device may carry (the user network's MTU) and more.
+pub const BUFFER_LEN: u32 = 16 * 1024 + 1024;
+const MEM_BYTES: usize = 16 << 20;
 const DESC_F_WRITE: u16 = 2;
 
 /// One split virtqueue as the driver sees it.
@@ -142,8 +143,9 @@ impl Driver {
     /// [`activate`](Self::activate), but the receive queue starts empty.
     pub fn activate_without_rx_buffers(device: &mut dyn VirtioDevice, event_idx: bool) -> Driver {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_BYTES)]).unwrap();
+        // Each ring: 256 buffers of BUFFER_LEN after its first 64 KiB.
         let rx = Ring::new(0x10_0000);
-        let tx = Ring::new(0x20_0000);
+        let tx = Ring::new(0x70_0000);
         let rx_event = EventFd::new(libc::EFD_NONBLOCK).unwrap();
         let tx_event = EventFd::new(libc::EFD_NONBLOCK).unwrap();
         let irq = EventFd::new(libc::EFD_NONBLOCK).unwrap();

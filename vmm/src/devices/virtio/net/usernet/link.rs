@@ -85,6 +85,9 @@ impl phy::Device for Link {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = MAX_FRAME;
+        // The guest's TCP and UDP checksums are not verified (`frame::user_network_words`);
+        // ours are computed.
+        caps.checksum = super::wire::guest_checksums();
         caps
     }
 }

@@ -2,7 +2,8 @@
 //! answers itself instead of through its smoltcp interface: DHCP and DNS (UDP), ICMP echo, proxy
 //! ARP for the rest of the subnet, and TCP resets for connections it refuses.
 //!
-//! Every parse verifies lengths and checksums (smoltcp's wire module does); a frame that does not
+//! Every parse verifies lengths and the IPv4 header checksum (smoltcp's wire module does); TCP
+//! and UDP checksums from the guest are not verified ([`guest_checksums`]). A frame that does not
 //! parse is simply not ours to answer.
 
 use super::{GATEWAY, NETWORK, ROUTER_MAC};
@@ -72,21 +73,32 @@ pub fn classify(frame: &[u8]) -> GuestFrame<'_> {
     }
 }
 
-/// The UDP header and payload of `packet`, checksum verified.
+/// How guest frames' checksums are treated: the IPv4 header's verified, TCP's and UDP's not —
+/// the guest is told it need not compute them (`frame::user_network_words`): there is no wire
+/// between it and us, and on PVM hosts the checksum is most of its cost per byte. Ours are
+/// always computed.
+pub fn guest_checksums() -> ChecksumCapabilities {
+    let mut caps = ChecksumCapabilities::default();
+    caps.tcp = smoltcp::phy::Checksum::Tx;
+    caps.udp = smoltcp::phy::Checksum::Tx;
+    caps
+}
+
+/// The UDP header and payload of `packet` (its checksum not verified: [`guest_checksums`]).
 pub fn parse_udp<'a>(packet: &Ipv4Frame<'a>) -> Option<(UdpRepr, &'a [u8])> {
     let udp = UdpPacket::new_checked(packet.payload).ok()?;
     let src = IpAddress::Ipv4(packet.ip.src_addr);
     let dst = IpAddress::Ipv4(packet.ip.dst_addr);
-    let repr = UdpRepr::parse(&udp, &src, &dst, &ChecksumCapabilities::default()).ok()?;
+    let repr = UdpRepr::parse(&udp, &src, &dst, &guest_checksums()).ok()?;
     Some((repr, udp.payload()))
 }
 
-/// The TCP segment of `packet`, checksum verified.
+/// The TCP segment of `packet` (its checksum not verified: [`guest_checksums`]).
 pub fn parse_tcp<'a>(packet: &Ipv4Frame<'a>) -> Option<TcpRepr<'a>> {
     let tcp = TcpPacket::new_checked(packet.payload).ok()?;
     let src = IpAddress::Ipv4(packet.ip.src_addr);
     let dst = IpAddress::Ipv4(packet.ip.dst_addr);
-    TcpRepr::parse(&tcp, &src, &dst, &ChecksumCapabilities::default()).ok()
+    TcpRepr::parse(&tcp, &src, &dst, &guest_checksums()).ok()
 }
 
 /// An Ethernet + IPv4 frame from the router to `dst_mac`; `fill` writes the IP payload of
