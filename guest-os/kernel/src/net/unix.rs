@@ -75,6 +75,22 @@ fn claim(name: &[u8], target: Bound) -> SysResult<NameGuard> {
     })
 }
 
+/// Binding to an empty name (just the family): an unused abstract name of five hex digits, as
+/// Linux's autobind gives.
+fn autobind(target: Bound) -> SysResult<NameGuard> {
+    static NEXT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+    for _ in 0..0x10_0000 {
+        let n = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed) & 0xf_ffff;
+        let mut name = alloc::vec![0u8];
+        name.extend_from_slice(alloc::format!("{n:05x}").as_bytes());
+        match claim(&name, target.clone()) {
+            Err(Errno::EADDRINUSE) => continue,
+            other => return other,
+        }
+    }
+    Err(Errno::EADDRINUSE)
+}
+
 /// Makes the socket inode at `path` (EADDRINUSE if the name exists).
 fn create_socket_node(path: &[u8]) -> SysResult<InodeId> {
     use crate::fs::path::{Start, resolve_parent};
@@ -210,12 +226,12 @@ impl Socket for UnixStream {
         if own.is_some() {
             return Err(Errno::EINVAL);
         }
-        if name.is_empty() {
-            // Autobind: an abstract name of five hex digits, as Linux makes.
-            return Err(Errno::EINVAL);
-        }
         // Streams are reachable only once listening: the name is claimed with no target yet.
-        *own = Some(claim(name, Bound::Listener(Weak::new()))?);
+        *own = Some(if name.is_empty() {
+            autobind(Bound::Listener(Weak::new()))?
+        } else {
+            claim(name, Bound::Listener(Weak::new()))?
+        });
         let mut state = self.state.lock();
         if matches!(*state, StreamState::Unbound) {
             *state = StreamState::Bound;
@@ -477,10 +493,15 @@ impl Socket for UnixDgram {
     fn bind(&self, addr: SockAddr, _flags: BindFlags) -> SysResult<()> {
         let name = check_name(&addr)?;
         let mut own = self.name.lock();
-        if own.is_some() || name.is_empty() {
+        if own.is_some() {
             return Err(Errno::EINVAL);
         }
-        *own = Some(claim(name, Bound::Dgram(Arc::downgrade(&self.queue)))?);
+        let target = Bound::Dgram(Arc::downgrade(&self.queue));
+        *own = Some(if name.is_empty() {
+            autobind(target)?
+        } else {
+            claim(name, target)?
+        });
         Ok(())
     }
 
