@@ -537,20 +537,21 @@ impl Socket for TcpSocket {
             );
             Some((Box::new(socket), local::sockaddr_of(peer, self.v6)))
         };
-        if let Some(found) = try_accept() {
-            return Ok(found);
+        loop {
+            if let Some(found) = try_accept() {
+                return Ok(found);
+            }
+            if io.nonblock {
+                return Err(Errno::EAGAIN);
+            }
+            // Another accept may take the connection first: then wait again.
+            self.pollee.queue().wait_until(|| {
+                let ready = local.has_waiting()
+                    || remote
+                        .is_some_and(|id| iface::with_quiet(|n| n.acceptable(id)) == Some(true));
+                ready.then_some(())
+            })?;
         }
-        if io.nonblock {
-            return Err(Errno::EAGAIN);
-        }
-        self.pollee.queue().wait_until(|| {
-            let ready = local.has_waiting()
-                || remote.is_some_and(|id| iface::with_quiet(|n| n.acceptable(id)) == Some(true));
-            ready.then_some(())
-        })?;
-        try_accept()
-            .ok_or(Errno::EAGAIN)
-            .or_else(|_| self.accept(io))
     }
 
     fn connect(&self, addr: SockAddr, io: Io, flags: BindFlags) -> SysResult<()> {

@@ -309,15 +309,16 @@ impl Socket for UdpSocket {
     fn recv(&self, buf: &mut ReadBuf<'_>, flags: u32, io: Io) -> SysResult<Received> {
         let peek = flags & MSG_PEEK != 0;
         let nonblock = io.nonblock || flags & MSG_DONTWAIT != 0;
-        let got = match self.try_recv(buf, peek)? {
-            Some(got) => got,
-            None if nonblock => return Err(Errno::EAGAIN),
-            None => {
-                self.inbox
+        let got = loop {
+            match self.try_recv(buf, peek)? {
+                Some(got) => break got,
+                None if nonblock => return Err(Errno::EAGAIN),
+                // Another reader may take the datagram first: then wait again.
+                None => self
+                    .inbox
                     .pollee
                     .queue()
-                    .wait_until(|| self.readable().then_some(()))?;
-                return self.recv(buf, flags, io);
+                    .wait_until(|| self.readable().then_some(()))?,
             }
         };
         let (bytes, full, from) = got;
