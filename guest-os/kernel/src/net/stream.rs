@@ -101,7 +101,8 @@ impl StreamEnd {
     }
 
     /// Reads what is there (waiting for something unless non-blocking); 0 at EOF. `peek`
-    /// leaves the data; `want_rights` takes the files that came with the first byte read.
+    /// leaves the data; `wait_all` waits until the buffer is full (MSG_WAITALL). Files passed
+    /// with the bytes read come with them.
     pub fn read(
         &self,
         buf: &mut ReadBuf<'_>,
@@ -154,7 +155,11 @@ impl StreamEnd {
                 if !peek {
                     let start = dir.read;
                     dir.read += n as u64;
-                    while dir.rights.front().is_some_and(|(at, _)| *at <= start) {
+                    while dir
+                        .rights
+                        .front()
+                        .is_some_and(|(at, _)| *at < start + n as u64)
+                    {
                         let (_, files) = dir.rights.pop_front().unwrap_or_default();
                         got.rights.extend(files);
                     }
