@@ -212,8 +212,8 @@ impl NetIface {
         self.arm_timer(timestamp);
     }
 
-    /// After a socket call: what the sockets queued goes out (one egress pass; the frames
-    /// received meanwhile wait for the interrupt path, which `catch_up` runs).
+    /// After a socket call: what the sockets queued goes out (egress only; the frames received
+    /// meanwhile are the interrupt path's, which `catch_up` runs).
     fn flush(&mut self) {
         let timestamp = now();
         self.egress(timestamp);
@@ -222,7 +222,8 @@ impl NetIface {
     }
 
     /// Sends what the sockets have queued: smoltcp emits at most one segment per socket per
-    /// pass, so a window's worth takes a pass per segment (bounded by the transmit pool).
+    /// pass, so a window's worth takes a pass per segment (at most [`EGRESS_PASSES`]; the rest
+    /// goes at the next run, which the ACKs coming back cause).
     fn egress(&mut self, timestamp: Instant) {
         for _ in 0..EGRESS_PASSES {
             if self
