@@ -7,8 +7,10 @@
 //! 3.11 with its standard library and shared libraries (`python.rs`), a minimal `/etc`
 //! (passwd, group, hostname, hosts; resolv.conf naming the user network's DNS, nsswitch.conf,
 //! services, protocols), `/root`, `/tmp` (1777) and the empty mount points `/dev`,
-//! `/proc`, `/sys` (the kernel mounts devfs, procfs, sysfs there). `--add HOST:GUEST` entries are
-//! copied in last, so they may replace any of it. The image grows to fit what it holds.
+//! `/proc`, `/sys` (the kernel mounts devfs, procfs, sysfs there), and `/storage` for the services:
+//! the bundled model in `/storage/models` and an empty `/storage/workspace` (`model.rs`). `--add
+//! HOST:GUEST` entries are copied in last, so they may replace any of it. The image grows to fit
+//! what it holds.
 
 use anyhow::{Context, Result, bail, ensure};
 use std::path::{Path, PathBuf};
@@ -88,6 +90,7 @@ pub fn write_image(noa: &Path, output: &Path, adds: &[Add]) -> Result<()> {
     base_layout(&staging)?;
     install_busybox(&staging)?;
     crate::python::install(&staging)?;
+    crate::model::install(&staging)?;
     strip(&init, &staging.join("sbin/init"))?;
     for add in adds {
         let dest = staging.join(add.guest.trim_start_matches('/'));

@@ -1,16 +1,24 @@
 //! `cargo xtask`: builds the VMM, the kernel and the guest image, boots it, tests and benchmarks.
 //!
 //! Artifacts go to `target/noa/`: `vmm`, `kernel.elf` (with symbols) and `guest.img` (ext2, with
-//! the stripped kernel at `/boot/kernel`, `/boot/cmdline`, `/sbin/init` and busybox); `cargo
-//! xtask test` adds `tests/` (the test programs) and `test.img` (the guest image plus them).
+//! the stripped kernel at `/boot/kernel`, `/boot/cmdline`, `/sbin/init`, busybox and the bundled
+//! model in `/storage/models`); `cargo xtask test` adds `tests/` (the test programs) and
+//! `test.img` (the guest image plus them). What is downloaded or generated once (the model, the
+//! tests' Python venv and Node) lives in the host cache outside the clone (`cache.rs`).
 
 mod bench;
 mod build;
+mod cache;
+mod checksum;
 mod deps;
 mod fuzz;
 mod image;
+mod model;
+mod node;
+mod pyenv;
 mod python;
 mod test;
+mod tiny_model;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

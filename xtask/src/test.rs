@@ -7,7 +7,17 @@
 //! - `NOA_ARTIFACTS`: target/noa (vmm, kernel.elf, guest.img);
 //! - `NOA_TEST_IMAGE`: target/noa/test.img;
 //! - `NOA_TEST_PROGRAMS`: target/noa/tests, the programs laid out as under /opt/tests;
-//! - `NOA_BUSYBOX`: the host's busybox (the one in the image), for the scripts' native runs.
+//! - `NOA_BUSYBOX`: the host's busybox (the one in the image), for the scripts' native runs;
+//! - `NOA_MODEL`: the bundled model's GGUF in the host cache (the file the image has at
+//!   `/storage/models/SmolLM2-135M-Instruct.Q4_1.gguf`; `model.rs`);
+//! - `NOA_TINY_MODEL`: a tiny random-weight llama GGUF with the same tokenizer, for fast tests
+//!   (`tiny_model.rs`);
+//! - `NOA_TEST_PYTHON`: the tests' venv interpreter, with `mcp`, `openai` and `gguf` (`pyenv.rs`);
+//! - `NOA_NODE`: a Node 22 binary, and `NOA_INSPECTOR`: the MCP Inspector's launcher script, run
+//!   as `$NOA_NODE $NOA_INSPECTOR --cli URL --transport http --method tools/list` (`node.rs`).
+//!
+//! Those five are made once into the host cache (`cache.rs`); `--no-run` makes them too and
+//! prints them, for running one test by hand.
 
 use crate::build::run;
 use crate::deps::USER_TARGET;
@@ -32,6 +42,7 @@ pub fn all(no_run: bool) -> Result<()> {
             guest: GUEST_TESTS.into(),
         }],
     )?;
+    let tools = test_tools()?;
     if no_run {
         eprintln!(
             "xtask: built {}, {} and {}",
@@ -39,6 +50,9 @@ pub fn all(no_run: bool) -> Result<()> {
             programs.display(),
             test_image.display()
         );
+        for (name, value) in &tools {
+            eprintln!("xtask: {name}={}", value.display());
+        }
         return Ok(());
     }
     let mut cargo = crate::build::cargo();
@@ -53,7 +67,8 @@ pub fn all(no_run: bool) -> Result<()> {
         ])
         .env("NOA_ARTIFACTS", &noa)
         .env("NOA_TEST_IMAGE", &test_image)
-        .env("NOA_TEST_PROGRAMS", &programs);
+        .env("NOA_TEST_PROGRAMS", &programs)
+        .envs(tools);
     if let Some(busybox) = crate::deps::find("busybox") {
         cargo.env("NOA_BUSYBOX", busybox);
     }
@@ -61,6 +76,19 @@ pub fn all(no_run: bool) -> Result<()> {
     crate::fuzz::short_pass()?;
     eprintln!("xtask: all tests passed");
     Ok(())
+}
+
+/// The models, the venv's Python, Node and the MCP Inspector (made as needed), as the
+/// environment variables the tests read.
+fn test_tools() -> Result<Vec<(&'static str, PathBuf)>> {
+    let (node, inspector) = crate::node::ensure_inspector()?;
+    Ok(vec![
+        ("NOA_MODEL", crate::model::ensure_bundled()?),
+        ("NOA_TINY_MODEL", crate::tiny_model::ensure_tiny()?),
+        ("NOA_TEST_PYTHON", crate::pyenv::ensure_test_venv()?),
+        ("NOA_NODE", node),
+        ("NOA_INSPECTOR", inspector),
+    ])
 }
 
 /// Builds runtimes/tests/ into `noa/tests/`, laid out as in the image under /opt/tests:
