@@ -2,8 +2,9 @@
 //!
 //! This crate owns **all** `unsafe` code of the guest: the PVH boot entry, the CPU tables (GDT, IDT,
 //! TSS), paging, the frame allocator and kernel heap, the local APIC and its timer, the clock
-//! (kvmclock or TSC), the serial console, CPU bring-up and the paravirtual ports of our VMM. The
-//! kernel (`guest-os/`) is written in safe Rust against the API exported here.
+//! (kvmclock or TSC), the serial console, CPU bring-up and the paravirtual ports of our VMM (the
+//! host's requests among them). The kernel (`guest-os/`) is written in safe Rust against the API
+//! exported here.
 //!
 //! Rules for ring-0 code in this crate (see `shared/FIELD-NOTES.md`): on PVM hosts every ring-0
 //! instruction is emulated (~0.6 µs), so boot and interrupt paths stay short; never execute SSE,
@@ -20,6 +21,7 @@ pub mod console;
 pub mod cpu;
 pub mod crash;
 pub mod debug;
+pub mod host_request;
 pub mod irq;
 pub mod mm;
 pub mod pvport;

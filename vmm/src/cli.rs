@@ -7,7 +7,8 @@ use std::path::PathBuf;
 /// Boots a NOA ARK OS disk image on Linux/KVM.
 ///
 /// Exit status: the guest's own exit code; 2 bad usage, bad image or no /dev/kvm; 124 --timeout
-/// expired; 125 guest crashed; 126 VMM-internal failure.
+/// expired; 125 guest crashed; 126 VMM-internal failure; 130/143 the guest was stopped hard after
+/// SIGINT/SIGTERM.
 #[derive(Debug, Parser)]
 #[command(name = "vmm", version, about, long_about = None)]
 pub struct Cli {
@@ -22,6 +23,12 @@ pub struct Cli {
     /// Stop the guest after SECS seconds (exit code 124).
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
+
+    /// On SIGINT or SIGTERM the VMM asks the guest to shut down and waits SECS seconds for it to
+    /// power off (with its own exit code); then, or on a second signal, it stops the guest and
+    /// exits with 128 + the signal.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_stop_timeout)]
+    pub stop_timeout: std::time::Duration,
 
     /// Boot this kernel ELF instead of the image's /boot/kernel.
     #[arg(long, value_name = "FILE")]
@@ -51,6 +58,12 @@ pub struct Cli {
     /// GUESTPORT; `--net user` only; repeatable.
     #[arg(long, value_name = "[HOSTIP:]HOSTPORT:GUESTPORT")]
     pub publish: Vec<crate::devices::virtio::net::Publish>,
+
+    /// Without `-- CMD` and without any --publish (and with --net user): forward the host's
+    /// [HOSTIP:]HOSTPORT to the guest's port 8080, where its API and MCP server listen; `off` for
+    /// no default forward.
+    #[arg(long, value_name = "[HOSTIP:]HOSTPORT|off", default_value = "127.0.0.1:8080", env = crate::service::DEFAULT_PUBLISH_ENV)]
+    pub default_publish: crate::service::DefaultPublish,
 
     /// Attach a virtio-vsock device: the guest's CID is N; host programs connect to the Unix
     /// socket PATH and write `CONNECT <port>\n`; guest connections to host port P reach PATH_P.
@@ -85,6 +98,14 @@ fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!("'{text}' must be a positive number of seconds"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// `--stop-timeout`: like `--timeout`, and 0 (stop at once) is allowed.
+fn parse_stop_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match text.parse::<f64>() {
+        Ok(0.0) => Ok(std::time::Duration::ZERO),
+        _ => parse_timeout(text),
+    }
 }
 
 /// A `--volume FILE:GUESTPATH[:ro]`.
@@ -140,6 +161,34 @@ mod tests {
         );
         for bad in ["data.img", ":/data", "data.img:relative", "data.img:ro", ""] {
             assert!(bad.parse::<Volume>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn service_mode_defaults() {
+        use crate::service::{DEFAULT_PUBLISH_ENV, DefaultPublish};
+        let cli = Cli::try_parse_from(["vmm", "guest.img"]).unwrap();
+        assert_eq!(cli.stop_timeout, crate::stop::DEFAULT_GRACE);
+        if std::env::var_os(DEFAULT_PUBLISH_ENV).is_none() {
+            assert_eq!(
+                cli.default_publish,
+                DefaultPublish::At("127.0.0.1:8080".parse().unwrap())
+            );
+        }
+        let cli = Cli::try_parse_from(["vmm", "--default-publish", "off", "guest.img"]).unwrap();
+        assert_eq!(cli.default_publish, DefaultPublish::Off);
+        let cli = Cli::try_parse_from(["vmm", "--stop-timeout", "0", "g.img"]).unwrap();
+        assert_eq!(cli.stop_timeout, std::time::Duration::ZERO);
+        assert!(Cli::try_parse_from(["vmm", "--default-publish", "x", "g.img"]).is_err());
+    }
+
+    #[test]
+    fn stop_timeouts_may_be_zero_but_not_negative() {
+        use std::time::Duration;
+        assert_eq!(parse_stop_timeout("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_stop_timeout("2.5"), Ok(Duration::from_millis(2500)));
+        for bad in ["-1", "x", "", "inf", "NaN"] {
+            assert!(parse_stop_timeout(bad).is_err(), "{bad}");
         }
     }
 }

@@ -13,6 +13,11 @@ pub mod code {
     pub const GUEST_CRASH: i32 = 125;
     /// The VMM failed on its own.
     pub const INTERNAL: i32 = 126;
+    /// The VMM stopped the guest hard after `signal` (SIGINT: 130, SIGTERM: 143), as a shell
+    /// reports a program that signal ended.
+    pub fn stopped_by(signal: crate::signals::Signal) -> i32 {
+        128 + signal.number()
+    }
 }
 
 /// Why the VMM ends, when it is not simply the guest's exit code.
@@ -26,6 +31,20 @@ pub enum Failure {
     GuestCrash(String),
     /// Something failed inside the VMM.
     Internal(anyhow::Error),
+    /// The VMM got `signal` and stopped the guest without its power-off.
+    Stopped {
+        signal: crate::signals::Signal,
+        why: StopWhy,
+    },
+}
+
+/// Why a signal ended the run without the guest's own power-off (see `stop.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopWhy {
+    /// A second SIGINT/SIGTERM came while the guest was shutting down.
+    SecondSignal,
+    /// The guest did not power off within the grace period (`--stop-timeout`).
+    GracePassed(std::time::Duration),
 }
 
 impl Failure {
@@ -35,6 +54,7 @@ impl Failure {
             Failure::Timeout(_) => code::TIMEOUT,
             Failure::GuestCrash(_) => code::GUEST_CRASH,
             Failure::Internal(_) => code::INTERNAL,
+            Failure::Stopped { signal, .. } => code::stopped_by(*signal),
         }
     }
 }
@@ -53,6 +73,21 @@ impl fmt::Display for Failure {
             }
             Failure::GuestCrash(how) => write!(f, "guest crashed: {how}"),
             Failure::Internal(e) => write!(f, "internal error: {e:#}"),
+            Failure::Stopped {
+                signal,
+                why: StopWhy::SecondSignal,
+            } => write!(
+                f,
+                "{signal} again: stopped the guest without waiting for it to power off"
+            ),
+            Failure::Stopped {
+                signal,
+                why: StopWhy::GracePassed(grace),
+            } => write!(
+                f,
+                "guest still running {}s after {signal} (--stop-timeout), stopped it",
+                grace.as_secs_f64()
+            ),
         }
     }
 }

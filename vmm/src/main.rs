@@ -7,8 +7,12 @@
 //! guest on the kernel command line ([`command`]), and the kernel's log (the serial console) stays
 //! off stdout — which then carries nothing but the guest's console 0 — unless `--verbose` sends it
 //! to stderr; a failed run shows its tail on stderr.
+//!
+//! Service mode (no `--`) adds the default port forward and a banner of the guest's endpoints on
+//! stderr ([`service`]); either mode gets the access token when the network reaches beyond the
+//! host's loopback. SIGINT/SIGTERM ask the guest to shut down ([`vmm::stop`]).
 
-use vmm::{boot, cli, command, devices, exit, image, kvm, memory, vm};
+use vmm::{boot, cli, command, devices, exit, image, kvm, memory, service, vm};
 
 use anyhow::Context;
 use clap::Parser;
@@ -76,7 +80,18 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
     for volume in &cli.volume {
         cmdline.push_str(&volume_word(volume));
     }
-    let net = open_network(cli).usage()?;
+    let default_forward =
+        service::default_forward(runner, &cli.net, &cli.publish, cli.default_publish);
+    let net = open_network(cli, default_forward).usage()?;
+    let published: Vec<_> = net
+        .iter()
+        .flat_map(|net| net.published().iter().copied())
+        .collect();
+    let token = service::needs_token(&cli.net, &published)
+        .then(service::generate_token)
+        .transpose()
+        .context("cannot read /dev/urandom for the access token")
+        .internal()?;
     let has_ip_word = cmdline.split(' ').any(|word| word.starts_with("ip="));
     if matches!(cli.net, devices::virtio::net::NetArg::User) {
         if !has_ip_word {
@@ -91,6 +106,12 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
         .transpose()
         .usage()?;
     let mmio = attach_devices(&vm, &mem, disks, net, vsock, &mut cmdline).internal()?;
+    let requests = devices::pvport::requests::HostRequests::attach(&vm).internal()?;
+    cmdline.push(' ');
+    cmdline.push_str(&devices::pvport::requests::HostRequests::cmdline_word());
+    if let Some(token) = &token {
+        cmdline.push_str(&format!(" {}={token}", service::TOKEN_WORD));
+    }
     if let Some(words) = command_words {
         // Last: the guest takes everything after `--` for the command.
         if !cmdline.is_empty() {
@@ -118,8 +139,15 @@ fn run(cli: &cli::Cli) -> Result<u8, Failure> {
         vcpus.push(kvm::create_vcpu(&vm, id, &cpuid).internal()?);
     }
     kvm::regs::set_pvh_entry(&vcpus[0], boot.entry.0, boot.start_info.0).internal()?;
-    let machine = vm::Vm::new(&vm, mem, mem_bytes, mmio, vcpus, log_to).internal()?;
-    machine.run(cli.timeout)
+    let machine = vm::Vm::new(&vm, mem, mem_bytes, mmio, requests, vcpus, log_to).internal()?;
+    for line in service::banner(!runner, &published, token.as_deref()) {
+        eprintln!("vmm: {line}");
+    }
+    let stop = vm::StopPolicy {
+        grace: cli.stop_timeout,
+        announce: !runner,
+    };
+    machine.run(cli.timeout, stop)
 }
 
 /// The image as /dev/vda (read-write and locked, or a private overlay with `--snapshot`), then
@@ -166,18 +194,37 @@ fn usernet_ip_word() -> String {
 }
 
 /// The network device of `--net` and `--publish` (None for `--net none`). Built before boot, so
-/// that a busy `--publish` port or a tap that cannot be opened is a usage error.
-fn open_network(cli: &cli::Cli) -> anyhow::Result<Option<devices::virtio::net::Net>> {
-    use devices::virtio::net::{DEFAULT_MAC, Net};
-    let Some(mode) = cli
-        .net
-        .clone()
-        .into_mode(cli.publish.clone())
-        .map_err(anyhow::Error::msg)?
+/// that a busy `--publish` port or a tap that cannot be opened is a usage error. The default
+/// forward (`service::default_forward`) is the exception: if it cannot listen, a warning says so
+/// and the guest boots without it.
+fn open_network(
+    cli: &cli::Cli,
+    default_forward: Option<devices::virtio::net::Publish>,
+) -> anyhow::Result<Option<devices::virtio::net::Net>> {
+    use devices::virtio::net::{DEFAULT_MAC, Net, NetError};
+    let mode = |publish: Vec<_>| {
+        cli.net
+            .clone()
+            .into_mode(publish)
+            .map_err(anyhow::Error::msg)
+    };
+    let Some(with_default) = mode(cli.publish.iter().copied().chain(default_forward).collect())?
     else {
         return Ok(None);
     };
-    let net = Net::new(mode, DEFAULT_MAC)?;
+    let net = match Net::new(with_default, DEFAULT_MAC) {
+        Err(NetError::Publish { publish, source }) if Some(publish) == default_forward => {
+            eprintln!(
+                "vmm: {}",
+                service::default_forward_unavailable(&publish, &source)
+            );
+            match mode(cli.publish.clone())? {
+                Some(without) => Net::new(without, DEFAULT_MAC)?,
+                None => return Ok(None),
+            }
+        }
+        other => other?,
+    };
     for (publish, addr) in net.published() {
         tracing::debug!("--publish {publish}: listening on {addr}");
     }

@@ -6,23 +6,49 @@
 //! the end of the run (power-off, crash, internal error) reports it; the main thread waits for
 //! that report or the timeout, and the process exits — which also tears the VM down.
 //!
+//! SIGINT and SIGTERM reach the main thread as events too (`signals`): the first asks the guest
+//! to shut down (a host request on its own line, `pvport::requests`), and the guest's power-off
+//! ends the run as usual; past the grace period, or on a second signal, the run ends without it
+//! (`stop` decides which).
+//!
 //! When the kernel's log was shown nowhere as it came (runner mode without `--verbose`), a failed
 //! run (crash, timeout, internal error) shows its tail on stderr before the VMM's own line.
 
 use crate::devices::mmio_bus::MmioBus;
+use crate::devices::pvport::requests::{self, HostRequests};
 use crate::devices::pvport::{self, PowerOff};
 use crate::devices::serial::{COM1_GSI, COM1_PORTS, LogTo, SerialConsole};
 use crate::exit::Failure;
 use crate::kvm::regs::{self, ApStart};
+use crate::signals::{self, Signal};
+use crate::stop::{Step, Stopping};
 use kvm_ioctls::{VcpuExit, VcpuFd};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
 /// How a run ends.
 pub type Outcome = Result<u8, Failure>;
+
+/// What the main thread waits for.
+enum Event {
+    /// A vCPU saw the end of the run.
+    Ended(Outcome),
+    /// The VMM got SIGINT or SIGTERM.
+    Signal(Signal),
+}
+
+/// How a run ends on SIGINT/SIGTERM (see `stop.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct StopPolicy {
+    /// How long the guest may take to power off once asked (`--stop-timeout`).
+    pub grace: Duration,
+    /// Say on stderr that the guest was asked to shut down (service mode: a person is watching;
+    /// in runner mode stderr is the command's).
+    pub announce: bool,
+}
 
 /// What vCPU threads share.
 struct Shared {
@@ -30,15 +56,21 @@ struct Shared {
     mem_bytes: u64,
     serial: SerialConsole,
     mmio: MmioBus,
+    /// Requests to the guest (shutdown), read on `requests::REQUEST_PORT`.
+    requests: HostRequests,
     /// Per vCPU: the channel that starts it, until it is used.
     ap_start: Vec<Mutex<Option<Sender<ApStart>>>>,
-    outcome: Mutex<Sender<Outcome>>,
+    events: Mutex<Sender<Event>>,
 }
 
 impl Shared {
     fn finish(&self, outcome: Outcome) {
-        if let Ok(sender) = self.outcome.lock() {
-            let _ = sender.send(outcome);
+        self.send(Event::Ended(outcome));
+    }
+
+    fn send(&self, event: Event) {
+        if let Ok(sender) = self.events.lock() {
+            let _ = sender.send(event);
         }
     }
 }
@@ -48,18 +80,19 @@ pub struct Vm {
     shared: Arc<Shared>,
     vcpus: Vec<VcpuFd>,
     ap_receivers: Vec<Option<Receiver<ApStart>>>,
-    outcome_rx: Receiver<Outcome>,
+    events: Receiver<Event>,
     log_to: LogTo,
 }
 
 impl Vm {
-    /// Wires devices and vCPUs. `vcpus[0]` must already be at the kernel's entry. The kernel's
-    /// log (the serial console) goes to `log_to`.
+    /// Wires devices and vCPUs, and takes over SIGINT/SIGTERM. `vcpus[0]` must already be at the
+    /// kernel's entry. The kernel's log (the serial console) goes to `log_to`.
     pub fn new(
         vm: &kvm_ioctls::VmFd,
         mem: GuestMemoryMmap,
         mem_bytes: u64,
         mmio: MmioBus,
+        requests: HostRequests,
         vcpus: Vec<VcpuFd>,
         log_to: LogTo,
     ) -> anyhow::Result<Vm> {
@@ -67,7 +100,7 @@ impl Vm {
         let serial_irq = EventFd::new(libc::EFD_NONBLOCK).context("eventfd for the serial IRQ")?;
         vm.register_irqfd(&serial_irq, COM1_GSI)
             .context("KVM_IRQFD for the serial IRQ")?;
-        let (outcome_tx, outcome_rx) = mpsc::channel();
+        let (events_tx, events_rx) = mpsc::channel();
         let (mut senders, mut receivers) = (Vec::new(), Vec::new());
         for index in 0..vcpus.len() {
             if index == 0 {
@@ -84,20 +117,24 @@ impl Vm {
             mem_bytes,
             serial: SerialConsole::new(serial_irq, log_to),
             mmio,
+            requests,
             ap_start: senders,
-            outcome: Mutex::new(outcome_tx),
+            events: Mutex::new(events_tx),
         });
+        // From here on SIGINT/SIGTERM are events of the run, however early they come.
+        let signalled = Arc::clone(&shared);
+        signals::forward(move |signal| signalled.send(Event::Signal(signal)))?;
         Ok(Vm {
             shared,
             vcpus,
             ap_receivers: receivers,
-            outcome_rx,
+            events: events_rx,
             log_to,
         })
     }
 
-    /// Runs the guest until it ends or `timeout` passes.
-    pub fn run(self, timeout: Option<Duration>) -> Outcome {
+    /// Runs the guest until it ends, `timeout` passes, or a signal ends it (`stop`).
+    pub fn run(self, timeout: Option<Duration>, stop: StopPolicy) -> Outcome {
         for (index, (vcpu, start)) in self.vcpus.into_iter().zip(self.ap_receivers).enumerate() {
             let shared = Arc::clone(&self.shared);
             let spawned = std::thread::Builder::new()
@@ -109,19 +146,11 @@ impl Vm {
                 )));
             }
         }
-        let outcome = match timeout {
-            Some(limit) => self
-                .outcome_rx
-                .recv_timeout(limit)
-                .unwrap_or(Err(Failure::Timeout(limit))),
-            None => self.outcome_rx.recv().unwrap_or_else(|_| {
-                Err(Failure::Internal(anyhow::anyhow!(
-                    "every vCPU thread ended without a result"
-                )))
-            }),
-        };
+        let outcome = wait(&self.events, &self.shared, timeout, stop);
         self.shared.serial.flush();
-        if outcome.is_err() && self.log_to == LogTo::Nowhere {
+        // A stop the user asked for is no failure of the guest: no kernel log for it.
+        let failed = matches!(outcome, Err(ref f) if !matches!(f, Failure::Stopped { .. }));
+        if failed && self.log_to == LogTo::Nowhere {
             show_kernel_log(&self.shared.serial.tail_bytes());
         }
         match outcome {
@@ -130,6 +159,60 @@ impl Vm {
                 &self.shared.serial.tail(),
             ))),
             other => other,
+        }
+    }
+}
+
+/// The main thread's wait for the end: the guest's, `timeout`'s, or a signal's.
+fn wait(
+    events: &Receiver<Event>,
+    shared: &Shared,
+    timeout: Option<Duration>,
+    stop: StopPolicy,
+) -> Outcome {
+    let timeout_at = timeout.map(|limit| (Instant::now() + limit, limit));
+    let mut stopping = Stopping::new(stop.grace);
+    loop {
+        let deadline = [timeout_at.map(|(at, _)| at), stopping.deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        let event = match deadline {
+            Some(at) => events.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match event {
+            Ok(Event::Ended(outcome)) => return outcome,
+            Ok(Event::Signal(signal)) => match stopping.on_signal(signal, Instant::now()) {
+                Step::AskGuest => {
+                    tracing::info!("{signal}: asking the guest to shut down");
+                    if stop.announce {
+                        eprintln!(
+                            "vmm: {signal}: asking the guest to shut down (up to {}s; \
+                                 send it again to stop the guest at once)",
+                            stop.grace.as_secs_f64()
+                        );
+                    }
+                    shared.requests.raise(requests::SHUTDOWN);
+                }
+                Step::StopNow(failure) => return Err(failure),
+            },
+            Err(RecvTimeoutError::Timeout) => {
+                let now = Instant::now();
+                if let Some(failure) = stopping.grace_over(now) {
+                    return Err(failure);
+                }
+                if let Some((at, limit)) = timeout_at
+                    && now >= at
+                {
+                    return Err(Failure::Timeout(limit));
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(Failure::Internal(anyhow::anyhow!(
+                    "every vCPU thread ended without a result"
+                )));
+            }
         }
     }
 }
@@ -312,6 +395,9 @@ fn port_in(port: u16, data: &mut [u8], shared: &Shared) {
         p if COM1_PORTS.contains(&p) => shared.serial.read(p, data),
         pvport::EXIT_PORT if data.len() == 4 => {
             data.copy_from_slice(&pvport::SIGNATURE.to_le_bytes())
+        }
+        requests::REQUEST_PORT if data.len() == 4 => {
+            data.copy_from_slice(&shared.requests.take().to_le_bytes())
         }
         _ => {
             tracing::debug!("read of unknown port {port:#x} ({} bytes)", data.len());

@@ -13,6 +13,7 @@ extern crate alloc;
 mod cmdline;
 mod exec;
 mod fs;
+mod host_request;
 mod kbench;
 mod ktest;
 mod mm;
@@ -37,6 +38,7 @@ hal_pv::entry_point!(kernel_main);
 
 fn kernel_main(info: BootInfo) -> ! {
     let cmdline = cmdline::Cmdline::parse(info.cmdline);
+    fs::procfs::set_boot_cmdline(info.cmdline);
     let online = hal_pv::smp::start_application_processors(ap_main);
     let mem_mib = info.usable_ram_bytes >> 20;
     println!("NOA-BOOT-OK cpus={online} mem_mib={mem_mib}");
@@ -87,6 +89,7 @@ fn start_init(line: &str) {
         (mounted - start) / 1000,
         (loaded - mounted) / 1000
     );
+    host_request::listen(line);
 }
 
 /// Deliberate endings for the VMM's tests of its exit codes and crash reports.

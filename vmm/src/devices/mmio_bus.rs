@@ -2,7 +2,8 @@
 //! interrupt line it raises, and how the guest learns both — a `virtio_mmio.device=4K@ADDR:IRQ`
 //! word on the kernel command line, the form Firecracker and QEMU microvm use.
 //!
-//! Windows start at 0xd0000000 (inside the 3..4 GiB MMIO hole) and lines at IOAPIC pin 5.
+//! Windows start at 0xd0000000 (inside the 3..4 GiB MMIO hole) and lines at IOAPIC pin 5 (up to
+//! 22: pin 23 is the host-request line of `pvport::requests`).
 
 use super::virtio::mmio::{MmioTransport, QUEUE_NOTIFY_OFFSET, WINDOW_BYTES};
 use super::virtio::{Interrupt, VirtioDevice};
@@ -16,8 +17,8 @@ use vmm_sys_util::eventfd::EventFd;
 pub const MMIO_BASE: u64 = 0xd000_0000;
 /// First interrupt line (GSI / IOAPIC pin); 0–4 are the legacy ISA lines (COM1 is 4).
 pub const FIRST_GSI: u32 = 5;
-/// The in-kernel IOAPIC has 24 pins.
-const LAST_GSI: u32 = 23;
+/// The in-kernel IOAPIC has 24 pins; the last one is the host-request line.
+const LAST_GSI: u32 = super::pvport::requests::REQUEST_GSI - 1;
 
 /// The virtio-mmio devices of a VM.
 #[derive(Default)]

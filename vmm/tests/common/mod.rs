@@ -37,9 +37,13 @@ pub fn have_kvm() -> bool {
     }
 }
 
-/// The vmm binary of this build.
+/// The vmm binary of this build, without the default forward of service mode (tests run in
+/// parallel and must not compete for the host's port 8080, nor see its banner on stderr; a test
+/// of that forward passes `--default-publish`, which wins over the variable).
 pub fn vmm() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vmm"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vmm"));
+    command.env("NOA_DEFAULT_PUBLISH", "off");
+    command
 }
 
 /// A finished run: exit code and both streams.

@@ -1,6 +1,6 @@
 //! procfs, mounted at /proc: a directory per process (`/proc/<pid>/`, see [`pid_dir`]), the
 //! `self` and `thread-self` links, and the system files programs read — `cpuinfo`, `meminfo`,
-//! `mounts` (a link to `self/mounts`, as in Linux), `stat` and `uptime`.
+//! `mounts` (a link to `self/mounts`, as in Linux), `stat`, `uptime` and `cmdline`.
 //!
 //! Nothing is stored: every lookup makes a fresh node that names what it shows (a pid, a tid,
 //! an fd), and the content is generated when it is read ([`node::TextFile`]), from the task and
@@ -12,6 +12,7 @@
 //!
 //! Owns: the /proc name space. Reads, never changes, tasks and memory maps.
 
+mod boot_cmdline;
 mod cmdline;
 mod cpuinfo;
 mod fd_dir;
@@ -25,6 +26,8 @@ mod pid_stat;
 mod status;
 mod task_info;
 pub mod text;
+
+pub use boot_cmdline::set as set_boot_cmdline;
 
 use crate::fs::{DirEntry, FileKind, Inode, InodeId, InodeRef};
 use crate::task::{Process, Thread};
@@ -71,6 +74,7 @@ const ROOT_ENTRIES: &[(&[u8], RootEntry)] = &[
     (b"mounts", RootEntry::MountsLink),
     (b"stat", RootEntry::File(kernel_stat::generate_stat)),
     (b"uptime", RootEntry::File(kernel_stat::generate_uptime)),
+    (b"cmdline", RootEntry::File(boot_cmdline::generate)),
 ];
 
 impl RootEntry {
