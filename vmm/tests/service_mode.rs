@@ -28,6 +28,10 @@ const LIMIT: Duration = Duration::from_secs(180);
 /// A command that says `ready` and then waits for a signal, as the guest's command.
 const WAIT_FOR_SIGNAL: &str = "echo ready; exec sleep 1000";
 
+/// `--stop-timeout` where the guest is expected to power off by itself: generous, so that a loaded
+/// host never turns the guest's shutdown into the VMM's stop (it is a limit, not a measurement).
+const PATIENT: [&str; 2] = ["--stop-timeout", "120"];
+
 /// A VMM running in the background: its output arrives line by line as the test reads it.
 struct Running {
     child: Child,
@@ -228,7 +232,7 @@ fn sigterm_reaches_the_command_and_the_disk_is_written_back() {
     let script = "echo written-before > /root/stop-marker; \
                   trap 'echo got-TERM; echo written-by-trap >> /root/stop-marker; exit 7' TERM; \
                   echo ready; sleep 1000 & wait";
-    let mut vmm = Running::start(&mut runner(&image, &[], script));
+    let mut vmm = Running::start(&mut runner(&image, &PATIENT, script));
     vmm.wait_for(Stream::Stdout, "ready");
     vmm.signal("TERM");
     let run = vmm.finish();
@@ -266,7 +270,7 @@ fn ctrl_c_ends_the_command_through_the_guest() {
     }
     let mut vmm = Running::start(&mut runner(
         &guest_image(),
-        &["--snapshot"],
+        &["--snapshot", PATIENT[0], PATIENT[1]],
         WAIT_FOR_SIGNAL,
     ));
     vmm.wait_for(Stream::Stdout, "ready");
@@ -327,6 +331,7 @@ fn serve_and_stop(default_publish: &str) -> Option<(String, Run)> {
     let mut command = vmm();
     command
         .args(["--timeout", "300", "--snapshot", "--cpus", "1"])
+        .args(PATIENT)
         .args(["--default-publish", default_publish])
         .arg(guest_image());
     let mut vmm = Running::start(&mut command);
@@ -356,6 +361,8 @@ fn serve_and_stop(default_publish: &str) -> Option<(String, Run)> {
     let addr = base.trim_start_matches("http://");
     std::net::TcpStream::connect(addr)
         .unwrap_or_else(|e| panic!("connect to the default forward {addr}: {e}"));
+    // Signalled as soon as the kernel is up, before init can handle SIGTERM: the request waits
+    // in the kernel until init does.
     vmm.wait_for(Stream::Stdout, "NOA-BOOT-OK");
     vmm.signal("TERM");
     let run = vmm.finish();
@@ -363,6 +370,13 @@ fn serve_and_stop(default_publish: &str) -> Option<(String, Run)> {
         !run.stderr.contains("stopped it") && !run.stderr.contains("stopped the guest"),
         "the guest should power off by itself: {}",
         run.stderr
+    );
+    // In service mode the kernel's log is stdout.
+    assert!(
+        run.stdout
+            .contains("kernel: the host asks for a shutdown: SIGTERM to init"),
+        "the guest's kernel passed the request on: {}",
+        run.stdout
     );
     assert!(
         run.stderr
@@ -424,6 +438,7 @@ fn a_taken_default_port_is_a_warning_and_the_guest_boots_anyway() {
     let mut command = vmm();
     command
         .args(["--timeout", "300", "--snapshot", "--cpus", "1"])
+        .args(PATIENT)
         .args(["--default-publish", &addr.to_string()])
         .arg(guest_image());
     let mut vmm = Running::start(&mut command);
