@@ -454,6 +454,29 @@ static void unix_stream_names(void)
 	close(client);
 }
 
+/* A SOCK_SEQPACKET pair (Rust's std spawns children with one): boundaries kept, and end of
+ * file once the peer closes. */
+static void unix_seqpacket_pair(void)
+{
+	int sv[2] = { -1, -1 };
+	char buf[64];
+	check_call("unix seqpacket socketpair", socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+	check_int("unix seqpacket SO_TYPE is SOCK_SEQPACKET", getint(sv[0], SOL_SOCKET, SO_TYPE),
+		  SOCK_SEQPACKET);
+	send(sv[0], "first", 5, 0);
+	send(sv[0], "second", 6, 0);
+	check_bytes("unix seqpacket message 1 alone", recv(sv[1], buf, sizeof buf, 0), buf, "first");
+	check_bytes("unix seqpacket message 2 alone", recv(sv[1], buf, sizeof buf, 0), buf, "second");
+	send(sv[0], "last", 4, 0);
+	close(sv[0]);
+	check_bytes("unix seqpacket a message sent before close still arrives",
+		    recv(sv[1], buf, sizeof buf, 0), buf, "last");
+	check_int("unix seqpacket end of file once the peer closed", recv(sv[1], buf, sizeof buf, 0), 0);
+	check_errno("unix seqpacket send to a closed peer -> EPIPE",
+		    send(sv[1], "x", 1, MSG_NOSIGNAL), EPIPE);
+	close(sv[1]);
+}
+
 static void unix_dgram(void)
 {
 	int sv[2] = { -1, -1 };
@@ -1309,6 +1332,7 @@ int main(int argc, char **argv)
 	unix_stream_pair();
 	unix_stream_names();
 	unix_dgram();
+	unix_seqpacket_pair();
 	tcp_options(AF_INET, "tcp4");
 	tcp_options(AF_INET6, "tcp6");
 	tcp_connection(AF_INET, "tcp4");

@@ -1,5 +1,6 @@
 //! AF_UNIX sockets: stream (connections are [`super::stream`] pairs) and datagram (each socket
-//! a queue of messages), with names in the file system (a socket inode created at bind, found
+//! a queue of messages; a SOCK_SEQPACKET socketpair is a datagram pair that also sees its peer
+//! close — Rust's std makes one to spawn a child), with names in the file system (a socket inode created at bind, found
 //! again by connect through path resolution) or in the abstract namespace (a leading NUL),
 //! socketpair, SCM_RIGHTS and SO_PEERCRED.
 //!
@@ -414,6 +415,8 @@ struct Message {
 pub struct DgramQueue {
     messages: Mutex<(VecDeque<Message>, usize)>,
     pollee: Arc<Pollee>,
+    /// Its socket is gone (a SOCK_SEQPACKET peer then reads end of file).
+    closed: core::sync::atomic::AtomicBool,
 }
 
 impl DgramQueue {
@@ -439,6 +442,8 @@ impl DgramQueue {
 
 pub struct UnixDgram {
     queue: Arc<DgramQueue>,
+    /// One end of a SOCK_SEQPACKET pair: connected for good, end of file once the peer closes.
+    seqpacket: bool,
     name: Mutex<Option<NameGuard>>,
     /// The default destination (connect, socketpair) and its name.
     peer: Mutex<Option<(Weak<DgramQueue>, Vec<u8>)>>,
@@ -450,7 +455,9 @@ impl UnixDgram {
             queue: Arc::new(DgramQueue {
                 messages: Mutex::new((VecDeque::new(), 0)),
                 pollee: Arc::new(Pollee::new()),
+                closed: core::sync::atomic::AtomicBool::new(false),
             }),
+            seqpacket: false,
             name: Mutex::new(None),
             peer: Mutex::new(None),
         }
@@ -462,6 +469,23 @@ impl UnixDgram {
         *a.peer.lock() = Some((Arc::downgrade(&b.queue), Vec::new()));
         *b.peer.lock() = Some((Arc::downgrade(&a.queue), Vec::new()));
         (a, b)
+    }
+
+    /// socketpair(AF_UNIX, SOCK_SEQPACKET).
+    pub fn seqpacket_pair() -> (UnixDgram, UnixDgram) {
+        let (mut a, mut b) = UnixDgram::pair();
+        a.seqpacket = true;
+        b.seqpacket = true;
+        (a, b)
+    }
+
+    /// Whether this is a SOCK_SEQPACKET end whose peer has closed.
+    fn peer_closed(&self) -> bool {
+        self.seqpacket
+            && self.peer.lock().as_ref().is_none_or(|(peer, _)| {
+                peer.upgrade()
+                    .is_none_or(|q| q.closed.load(core::sync::atomic::Ordering::Acquire))
+            })
     }
 
     fn own_name(&self) -> Vec<u8> {
@@ -479,7 +503,7 @@ impl Socket for UnixDgram {
     }
 
     fn sock_type(&self) -> u32 {
-        SOCK_DGRAM
+        if self.seqpacket { SOCK_SEQPACKET } else { SOCK_DGRAM }
     }
 
     fn protocol(&self) -> u32 {
@@ -506,6 +530,9 @@ impl Socket for UnixDgram {
     }
 
     fn connect(&self, addr: SockAddr, _io: Io, _flags: BindFlags) -> SysResult<()> {
+        if self.seqpacket {
+            return Err(Errno::EISCONN);
+        }
         if matches!(addr, SockAddr::Unspec) {
             *self.peer.lock() = None;
             return Ok(());
@@ -526,7 +553,11 @@ impl Socket for UnixDgram {
         io: Io,
         rights: Vec<FileRef>,
     ) -> SysResult<usize> {
+        if self.peer_closed() {
+            return Err(Errno::EPIPE);
+        }
         let target = match to {
+            Some(_) if self.seqpacket => return Err(Errno::EISCONN),
             Some(addr) => match find(check_name(&addr)?)? {
                 Bound::Dgram(queue) => queue,
                 Bound::Listener(_) => return Err(Errno::EPROTOTYPE),
@@ -561,6 +592,10 @@ impl Socket for UnixDgram {
         let nonblock = io.nonblock || flags & MSG_DONTWAIT != 0;
         let mut take = || -> Option<SysResult<Received>> {
             let mut queue = self.queue.messages.lock();
+            if queue.0.is_empty() && self.peer_closed() {
+                let end = Received { bytes: 0, full: 0, from: None, rights: Vec::new() };
+                return Some(Ok(end));
+            }
             let message = queue.0.front()?;
             let n = message.data.len().min(buf.len());
             if let Err(e) = buf.put(0, &message.data[..n]) {
@@ -610,7 +645,7 @@ impl Socket for UnixDgram {
     }
 
     fn poll(&self) -> u32 {
-        let readable = !self.queue.messages.lock().0.is_empty();
+        let readable = !self.queue.messages.lock().0.is_empty() || self.peer_closed();
         READY_OUT | if readable { READY_IN } else { 0 }
     }
 
@@ -621,5 +656,22 @@ impl Socket for UnixDgram {
             .0
             .front()
             .map_or(0, |m| m.data.len())
+    }
+}
+
+impl Drop for UnixDgram {
+    fn drop(&mut self) {
+        if !self.seqpacket {
+            return;
+        }
+        self.queue
+            .closed
+            .store(true, core::sync::atomic::Ordering::Release);
+        // A peer blocked in recv wakes to read end of file.
+        if let Some((peer, _)) = &*self.peer.lock()
+            && let Some(peer) = peer.upgrade()
+        {
+            peer.pollee.notify();
+        }
     }
 }

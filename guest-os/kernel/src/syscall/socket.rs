@@ -7,8 +7,8 @@
 //! and every user pointer goes through `mm::uaccess` (EFAULT).
 //!
 //! Partial: AF_INET6 speaks IPv6 only to ::1 (other IPv6 destinations are ENETUNREACH; IPv4
-//! through v4-mapped addresses works both ways); SOCK_SEQPACKET and SOCK_RAW are
-//! ESOCKTNOSUPPORT, AF_NETLINK and AF_PACKET are EAFNOSUPPORT (glibc then assumes both address
+//! through v4-mapped addresses works both ways); SOCK_SEQPACKET (but for socketpair) and
+//! SOCK_RAW are ESOCKTNOSUPPORT, AF_NETLINK and AF_PACKET are EAFNOSUPPORT (glibc then assumes both address
 //! families are configured); SCM_CREDENTIALS is ignored when sent and never received.
 
 use super::file::{file, files, iovecs, nofile_limit};
@@ -119,6 +119,10 @@ fn socketpair(a: &[u64; 6]) -> SysResult<u64> {
         }
         SOCK_DGRAM => {
             let (x, y) = unix::UnixDgram::pair();
+            (Box::new(x), Box::new(y))
+        }
+        SOCK_SEQPACKET => {
+            let (x, y) = unix::UnixDgram::seqpacket_pair();
             (Box::new(x), Box::new(y))
         }
         _ => return Err(Errno::ESOCKTNOSUPPORT),
