@@ -29,6 +29,31 @@ fn the_mcp_sdk_lists_and_calls_tools_in_both_eras() {
 }
 
 #[test]
+fn the_mcp_inspector_cli_lists_the_tools() {
+    let server = Server::start("inspector", &[], &[]);
+    let home = common::scratch("inspector-home");
+    let output = std::process::Command::new(common::required_env("NOA_NODE"))
+        .arg(common::required_env("NOA_INSPECTOR"))
+        .args(["--cli", &server.url("/mcp"), "--transport", "http", "--method", "tools/list"])
+        .args(["--format", "json", "-q"])
+        .env("HOME", &home)
+        .output()
+        .expect("cannot run the MCP Inspector");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
+    let listed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools in {listed}"))
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    for tool in ["generate", "run_python", "run_command", "read_file", "write_file", "list_dir"] {
+        assert!(names.contains(&tool), "{tool} missing from {names:?}");
+    }
+}
+
+#[test]
 fn the_mcp_sdk_works_over_stdio() {
     let workspace = common::scratch("stdio");
     let model = common::tiny_model();
