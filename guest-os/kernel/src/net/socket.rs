@@ -60,6 +60,23 @@ const SETTABLE_SOCKET_OPTIONS: &[u32] = &[
     60, // SO_ZEROCOPY
 ];
 
+/// The file's blocking mode for one call, with MSG_DONTWAIT making it non-blocking.
+pub fn call_io(io: Io, flags: u32) -> Io {
+    Io {
+        nonblock: io.nonblock || flags & MSG_DONTWAIT != 0,
+    }
+}
+
+/// shutdown's `how` as (stop reading, stop writing); EINVAL for anything else.
+pub fn shutdown_halves(how: u32) -> SysResult<(bool, bool)> {
+    match how {
+        SHUT_RD => Ok((true, false)),
+        SHUT_WR => Ok((false, true)),
+        SHUT_RDWR => Ok((true, true)),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
 /// What a receive produced.
 #[derive(Default)]
 pub struct Received {

@@ -620,9 +620,7 @@ impl Socket for TcpSocket {
         io: Io,
         _rights: Vec<FileRef>,
     ) -> SysResult<usize> {
-        let io = Io {
-            nonblock: io.nonblock || flags & MSG_DONTWAIT != 0,
-        };
+        let io = super::socket::call_io(io, flags);
         let result = {
             let state = self.state.lock();
             match &*state {
@@ -649,9 +647,7 @@ impl Socket for TcpSocket {
     }
 
     fn recv(&self, buf: &mut ReadBuf<'_>, flags: u32, io: Io) -> SysResult<Received> {
-        let io = Io {
-            nonblock: io.nonblock || flags & MSG_DONTWAIT != 0,
-        };
+        let io = super::socket::call_io(io, flags);
         let remote = {
             let state = self.state.lock();
             match &*state {
@@ -693,12 +689,7 @@ impl Socket for TcpSocket {
     }
 
     fn shutdown(&self, how: u32) -> SysResult<()> {
-        let (read, write) = match how {
-            SHUT_RD => (true, false),
-            SHUT_WR => (false, true),
-            SHUT_RDWR => (true, true),
-            _ => return Err(Errno::EINVAL),
-        };
+        let (read, write) = super::socket::shutdown_halves(how)?;
         let state = self.state.lock();
         match &*state {
             State::Local { end, .. } => {

@@ -308,7 +308,7 @@ impl Socket for UdpSocket {
 
     fn recv(&self, buf: &mut ReadBuf<'_>, flags: u32, io: Io) -> SysResult<Received> {
         let peek = flags & MSG_PEEK != 0;
-        let nonblock = io.nonblock || flags & MSG_DONTWAIT != 0;
+        let nonblock = super::socket::call_io(io, flags).nonblock;
         let got = loop {
             match self.try_recv(buf, peek)? {
                 Some(got) => break got,

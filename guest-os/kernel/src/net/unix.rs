@@ -321,9 +321,7 @@ impl Socket for UnixStream {
         io: Io,
         rights: Vec<FileRef>,
     ) -> SysResult<usize> {
-        let io = Io {
-            nonblock: io.nonblock || flags & MSG_DONTWAIT != 0,
-        };
+        let io = super::socket::call_io(io, flags);
         let result = self.end()?.write(buf, io, rights);
         if result == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
             crate::task::signal::raise_current(noa_linux_abi::signal::SIGPIPE);
@@ -332,9 +330,7 @@ impl Socket for UnixStream {
     }
 
     fn recv(&self, buf: &mut ReadBuf<'_>, flags: u32, io: Io) -> SysResult<Received> {
-        let io = Io {
-            nonblock: io.nonblock || flags & MSG_DONTWAIT != 0,
-        };
+        let io = super::socket::call_io(io, flags);
         let got = self
             .end()?
             .read(buf, io, flags & MSG_PEEK != 0, flags & MSG_WAITALL != 0)?;
@@ -347,12 +343,7 @@ impl Socket for UnixStream {
     }
 
     fn shutdown(&self, how: u32) -> SysResult<()> {
-        let (read, write) = match how {
-            SHUT_RD => (true, false),
-            SHUT_WR => (false, true),
-            SHUT_RDWR => (true, true),
-            _ => return Err(Errno::EINVAL),
-        };
+        let (read, write) = super::socket::shutdown_halves(how)?;
         self.end()?.shutdown(read, write);
         Ok(())
     }
@@ -573,9 +564,7 @@ impl Socket for UnixDgram {
         }
         let mut data = vec![0u8; buf.len()];
         buf.get(0, &mut data)?;
-        let io = Io {
-            nonblock: io.nonblock || flags & MSG_DONTWAIT != 0,
-        };
+        let io = super::socket::call_io(io, flags);
         target.push(
             Message {
                 data,
@@ -589,7 +578,7 @@ impl Socket for UnixDgram {
 
     fn recv(&self, buf: &mut ReadBuf<'_>, flags: u32, io: Io) -> SysResult<Received> {
         let peek = flags & MSG_PEEK != 0;
-        let nonblock = io.nonblock || flags & MSG_DONTWAIT != 0;
+        let nonblock = super::socket::call_io(io, flags).nonblock;
         let mut take = || -> Option<SysResult<Received>> {
             let mut queue = self.queue.messages.lock();
             if queue.0.is_empty() && self.peer_closed() {
