@@ -122,16 +122,16 @@ impl<D: BlockDevice> Ext2<D> {
         want: u64,
     ) -> Result<Run> {
         let first = pointers.next().unwrap_or(0);
+        // A hole continues with zeros, a run with the next block numbers: one compare per
+        // pointer (this loop runs once per block of every large read).
+        let step = u64::from(first != 0);
+        let mut expected = u64::from(first) + step;
         let mut blocks = 1u64;
-        for next in pointers {
-            let continues = if first == 0 {
-                next == 0
-            } else {
-                u64::from(next) == u64::from(first) + blocks
-            };
-            if !continues || blocks >= want {
+        for next in pointers.take(usize::try_from(want.saturating_sub(1)).unwrap_or(usize::MAX)) {
+            if u64::from(next) != expected {
                 break;
             }
+            expected += step;
             blocks += 1;
         }
         if first == 0 {

@@ -38,8 +38,10 @@ pub const STACK_BYTES: u64 = 8 << 20;
 const MMAP_TOP: u64 = STACK_TOP - STACK_BYTES - (64 << 20);
 /// Lowest address mmap hands out without MAP_FIXED.
 const MMAP_BOTTOM: u64 = 0x1_0000;
-/// Pages mapped together on an anonymous fault.
+/// Pages mapped together on a fault.
 const FAULT_AROUND: u64 = 16;
+/// Pages a populate maps (and reads, for a file) per fault: one page-cache read-ahead's worth.
+const POPULATE_RUN: u64 = page_cache::READ_AHEAD_MAX;
 /// Anonymous private mappings up to this size are populated at once.
 pub const POPULATE_SMALL: u64 = 64 * 1024;
 
@@ -205,6 +207,14 @@ impl Mm {
     /// Handles a user page fault at `addr`. Err(present) when the access is not allowed (the
     /// caller raises SIGSEGV; `present` tells ACCERR from MAPERR).
     pub fn handle_fault(&self, addr: u64, write: bool, exec: bool) -> Result<(), bool> {
+        self.fault_in(addr, write, exec, FAULT_AROUND).map(|_| ())
+    }
+
+    /// [`Self::handle_fault`], mapping up to `around` pages from `addr` on where it can
+    /// (anonymous zeros, cached file pages; a file's read-ahead reads that many); returns how
+    /// many pages from `addr` on are now present (at least 1).
+    fn fault_in(&self, addr: u64, write: bool, exec: bool, around: u64) -> Result<u64, bool> {
+        let around = around.max(1);
         let state = self.state.lock();
         let vma = find(&state.vmas, addr).ok_or(false)?;
         let allowed = if write {
@@ -232,27 +242,29 @@ impl Mm {
                 self.space.map(page_va, page, writable).map_err(|_| true)?;
             }
             // Otherwise another CPU resolved it first, or the TLB was stale: retry.
-            return Ok(());
+            return Ok(1);
         }
+        let last = page_va.saturating_add(around * PAGE_SIZE).min(vma.end);
         match &vma.backing {
             Backing::Anon => {
-                let first = page_va;
-                let last = (page_va + FAULT_AROUND * PAGE_SIZE).min(vma.end);
-                for va in (first..last).step_by(PAGE_SIZE as usize) {
+                let mut mapped = 0;
+                for va in (page_va..last).step_by(PAGE_SIZE as usize) {
                     if va != page_va && self.space.query(va).is_some() {
                         break;
                     }
                     let page = Page::new_zeroed().ok_or(false)?;
                     self.space.map(va, page, vma.flags()).map_err(|_| false)?;
+                    mapped += 1;
                 }
-                Ok(())
+                Ok(mapped)
             }
             Backing::File { file, offset } => {
                 let id = page_cache::cache_id(file);
                 let file_offset = offset + (page_va - vma.start);
                 let mut flags = vma.flags();
                 let shared_write = vma.shared && flags.write;
-                let page = page_cache::get_or_read(file, id, file_offset, shared_write)
+                let wanted = (last - page_va) / PAGE_SIZE;
+                let page = page_cache::get_or_read(file, id, file_offset, wanted, shared_write)
                     .map_err(|_| false)?;
                 // Cached pages are shared by every mapper: private writable mappings get them
                 // read-only and copy on the first write. A write fault copies at once.
@@ -265,42 +277,40 @@ impl Mm {
                         cow: false,
                         ..flags
                     };
-                    return self.space.map(page_va, copy, writable).map_err(|_| false);
+                    self.space.map(page_va, copy, writable).map_err(|_| false)?;
+                    return Ok(1);
                 }
                 self.space.map(page_va, page, flags).map_err(|_| false)?;
                 // Fault-around: neighbours already in the page cache cost no I/O, only a map.
                 // (Not for shared writable maps: each page mapped there is marked dirty-mapped
                 // by its own fault.)
                 let Some(id) = id.filter(|_| !shared_write) else {
-                    return Ok(());
+                    return Ok(1);
                 };
-                let last = (page_va + FAULT_AROUND * PAGE_SIZE).min(vma.end);
-                let wanted = (last - page_va) / PAGE_SIZE - 1;
-                let next = offset + (page_va + PAGE_SIZE - vma.start);
-                let mut around: [Option<Page>; FAULT_AROUND as usize] = Default::default();
-                page_cache::for_cached_run(id, next, wanted, |i, page| {
-                    around[i as usize] = Some(page.clone());
-                    true
-                });
-                self.space
-                    .map_absent(
-                        page_va + PAGE_SIZE,
-                        around.into_iter().map_while(|p| p),
-                        flags,
-                    )
-                    .map_err(|_| false)?;
-                Ok(())
+                let next = file_offset + PAGE_SIZE;
+                let mapped = page_cache::with_cached_run(id, next, wanted - 1, |pages| {
+                    self.space.map_absent(page_va + PAGE_SIZE, pages, flags)
+                })
+                .map_err(|_| false)?;
+                Ok(1 + mapped as u64)
             }
         }
     }
 
-    /// Makes `[start, end)` present now (MAP_POPULATE, exec's segments, the initial stack).
+    /// Makes `[start, end)` present now (MAP_POPULATE, exec's segments, the initial stack): a
+    /// fault per run of up to [`POPULATE_RUN`] pages, each mapping (and for a file, reading) its
+    /// whole run, rather than a fault or a page-table lookup per page.
     pub fn populate(&self, start: u64, end: u64, write: bool) -> SysResult<()> {
-        for va in (page_align_down(start)..end).step_by(PAGE_SIZE as usize) {
-            if self.space.query(va).is_none() || write {
-                self.handle_fault(va, write, false)
+        let mut va = page_align_down(start);
+        while va < end {
+            let mut present = 1;
+            if write || self.space.query(va).is_none() {
+                let around = (end - va).div_ceil(PAGE_SIZE).min(POPULATE_RUN);
+                present = self
+                    .fault_in(va, write, false, around)
                     .map_err(|_| Errno::ENOMEM)?;
             }
+            va = va.saturating_add(present.max(1) * PAGE_SIZE);
         }
         Ok(())
     }

@@ -3,9 +3,16 @@
 //! instead of reading them again, and every `MAP_SHARED` mapping of a file sees the same page,
 //! so a store through one is seen by the others at once.
 //!
-//! A page is read straight into a fresh frame by the device (no ring-0 copy, no zeroing but of
-//! the tail past the end of file). Files without a key (devices, procfs) are read into a
-//! private page on every fault.
+//! A miss reads a run of pages at once ([`read_ahead`]) into one run of contiguous fresh frames:
+//! ext2 turns each physically contiguous stretch of the file into one device request straight
+//! into the frames (no ring-0 copy, no zeroing but of the tail past the end of file). The run
+//! is as long as the caller is about to map (a `MAP_POPULATE` or an exec segment: up to
+//! [`READ_AHEAD_MAX`], 1 MiB), and for faults it grows from [`READ_AHEAD_MIN`] while they walk
+//! the file forward (each miss where the last read-ahead ended doubles it), so a big file comes
+//! in as few large requests. Every per-page step here is a handful of instructions: on PVM hosts
+//! each one is emulated in ring 0 (~0.5 µs), so the run is counted, allocated and inserted chunk
+//! by chunk, never with a map lookup per page. Files without a key (devices, procfs) are read
+//! into a private page on every fault.
 //!
 //! Coherence with `read`/`write`, which go to the file system directly (a device request into
 //! or out of the user's buffer costs less here than a ring-0 copy through a cached page):
@@ -32,9 +39,11 @@ use hal_pv::mm::frames::{self, FrameRun, Page};
 use noa_linux_abi::errno::{Errno, SysResult};
 use spin::Mutex;
 
-/// Pages a cache miss reads at once (64 KiB): a program's faults walk its file mostly forward,
-/// and a batch of device requests costs little more than one.
-const READ_AHEAD: u64 = 16;
+/// Pages a cache miss reads at least (64 KiB): a fault's neighbours, mapped with it.
+pub const READ_AHEAD_MIN: u64 = 16;
+/// Pages one read-ahead reads at most (1 MiB): a device request costs about the same at any
+/// size here, while each read-ahead costs a few thousand emulated instructions of its own.
+pub const READ_AHEAD_MAX: u64 = 256;
 
 /// Pages per chunk of a file's table.
 const CHUNK: u64 = 64;
@@ -45,6 +54,10 @@ const CHUNK: u64 = 64;
 #[derive(Default)]
 struct FilePages {
     chunks: BTreeMap<u64, Box<[Option<Page>; CHUNK as usize]>>,
+    /// The page after the last read-ahead, and that read-ahead's length: a miss there is a
+    /// sequential walk, and the next read-ahead is twice as long.
+    ahead_end: u64,
+    ahead_len: u64,
 }
 
 impl FilePages {
@@ -52,17 +65,56 @@ impl FilePages {
         self.chunks.get(&(index / CHUNK))?[(index % CHUNK) as usize].as_ref()
     }
 
-    /// The page at `index`: the one cached, else `page`, now cached.
-    fn insert(&mut self, index: u64, page: Page) -> Page {
-        let chunk = self
-            .chunks
-            .entry(index / CHUNK)
-            .or_insert_with(|| Box::new([const { None }; CHUNK as usize]));
-        let slot = &mut chunk[(index % CHUNK) as usize];
-        if slot.is_none() {
-            CACHED_PAGES.fetch_add(1, Ordering::Relaxed);
+    /// How many pages from `first` on are not cached, up to `max` (0 if `first` is): one map
+    /// lookup per chunk.
+    fn absent_run(&self, first: u64, max: u64) -> u64 {
+        let mut count = 0;
+        while count < max {
+            let index = first + count;
+            let in_chunk = index % CHUNK;
+            match self.chunks.get(&(index / CHUNK)) {
+                None => count += CHUNK - in_chunk,
+                Some(chunk) => {
+                    for slot in &chunk[in_chunk as usize..] {
+                        if slot.is_some() || count >= max {
+                            return count.min(max);
+                        }
+                        count += 1;
+                    }
+                }
+            }
         }
-        slot.get_or_insert(page).clone()
+        count.min(max)
+    }
+
+    /// Caches the `count` pages of `pages` at `first`, `first + 1`, … (a slot already filled
+    /// keeps its page, and the new one goes); returns the page now cached at `first`. One map
+    /// lookup per chunk.
+    fn insert_run(
+        &mut self,
+        first: u64,
+        count: u64,
+        mut pages: impl Iterator<Item = Page>,
+    ) -> Option<Page> {
+        let mut index = first;
+        let mut added = 0;
+        while index < first + count {
+            let chunk = self
+                .chunks
+                .entry(index / CHUNK)
+                .or_insert_with(|| Box::new([const { None }; CHUNK as usize]));
+            let from = (index % CHUNK) as usize;
+            let n = (CHUNK - index % CHUNK).min(first + count - index) as usize;
+            for (slot, page) in chunk[from..from + n].iter_mut().zip(&mut pages) {
+                if slot.is_none() {
+                    *slot = Some(page);
+                    added += 1;
+                }
+            }
+            index += n as u64;
+        }
+        CACHED_PAGES.fetch_add(added, Ordering::Relaxed);
+        self.get(first).cloned()
     }
 
     /// Drops every page from `index` on.
@@ -104,34 +156,55 @@ pub fn cached(key: InodeId, offset: u64) -> Option<Page> {
     CACHE.lock().get(&key)?.get(offset / PAGE_SIZE).cloned()
 }
 
-/// Hands `take` the cached pages from `offset` on (their number from 0, and the page), up to
-/// `max`, the first one not cached, or the first `take` refuses — a fault's neighbours, found
-/// under one lock and one lookup per chunk.
-pub fn for_cached_run(
+/// Runs `map` over the cached pages from `offset` on (new references, in order), up to `max`
+/// of them, ending at the first one not cached — a fault's neighbours or a populate's run, found
+/// under one lock and one lookup per chunk. The cache stays locked while `map` runs: it may
+/// take page-table locks (it maps the pages) but must not call into the page cache.
+pub fn with_cached_run<R>(
     key: InodeId,
     offset: u64,
     max: u64,
-    mut take: impl FnMut(u64, &Page) -> bool,
-) {
+    map: impl FnOnce(&mut dyn Iterator<Item = Page>) -> R,
+) -> R {
     let cache = CACHE.lock();
-    let Some(file) = cache.get(&key) else {
-        return;
-    };
     let first = offset / PAGE_SIZE;
-    let mut index = first;
-    while index < first + max {
-        let Some(chunk) = file.chunks.get(&(index / CHUNK)) else {
-            return;
-        };
-        for slot in &chunk[(index % CHUNK) as usize..] {
-            let Some(page) = slot else {
-                return;
-            };
-            if index >= first + max || !take(index - first, page) {
-                return;
-            }
-            index += 1;
+    let mut run = CachedRun {
+        file: cache.get(&key),
+        chunk: None,
+        index: first,
+        end: first.saturating_add(max),
+    };
+    map(&mut run)
+}
+
+/// The iterator of [`with_cached_run`].
+struct CachedRun<'a> {
+    file: Option<&'a FilePages>,
+    /// The chunk holding `index`, once looked up.
+    chunk: Option<&'a [Option<Page>; CHUNK as usize]>,
+    index: u64,
+    end: u64,
+}
+
+impl Iterator for CachedRun<'_> {
+    type Item = Page;
+
+    fn next(&mut self) -> Option<Page> {
+        if self.index >= self.end {
+            return None;
         }
+        let in_chunk = (self.index % CHUNK) as usize;
+        let chunk = match self.chunk {
+            Some(chunk) if in_chunk != 0 => chunk,
+            _ => {
+                let chunk = self.file?.chunks.get(&(self.index / CHUNK))?;
+                self.chunk = Some(chunk);
+                chunk
+            }
+        };
+        let page = chunk[in_chunk].clone()?;
+        self.index += 1;
+        Some(page)
     }
 }
 
@@ -141,12 +214,14 @@ pub fn cached_bytes() -> u64 {
 }
 
 /// The page at `offset` (page aligned) of `file`: cached, or read now (and cached if the file
-/// has a key, see [`cache_id`]). `shared_write`: the page is being mapped shared and writable,
-/// so the file becomes dirty-mapped.
+/// has a key, see [`cache_id`]). `want`: how many pages from `offset` on the caller is about to
+/// map (a read-ahead reads at least that many, up to [`READ_AHEAD_MAX`]). `shared_write`: the
+/// page is being mapped shared and writable, so the file becomes dirty-mapped.
 pub fn get_or_read(
     file: &FileRef,
     key: Option<InodeId>,
     offset: u64,
+    want: u64,
     shared_write: bool,
 ) -> SysResult<Page> {
     let index = offset / PAGE_SIZE;
@@ -154,7 +229,7 @@ pub fn get_or_read(
         None => read_page(file, offset)?,
         Some(key) => match cached(key, offset) {
             Some(page) => page,
-            None => read_ahead(file, key, offset)?,
+            None => read_ahead(file, key, offset, want)?,
         },
     };
     if shared_write && let Some(key) = key {
@@ -171,44 +246,77 @@ pub fn get_or_read(
     Ok(page)
 }
 
-/// Reads the page at `offset` and up to [`READ_AHEAD`] - 1 pages after it (inside the file, up
-/// to the first one already cached) into the cache, in one call of the file system (ext2 makes
-/// it one batch of device requests straight into the frames); returns the first.
-fn read_ahead(file: &FileRef, key: InodeId, offset: u64) -> SysResult<Page> {
+/// Reads the page at `offset` and the pages after it that are not cached yet (inside the file;
+/// at least `want`, or the doubled length of the last read-ahead if this one continues it, at
+/// least [`READ_AHEAD_MIN`] and at most [`READ_AHEAD_MAX`]) into the cache, in one call of the
+/// file system; returns the first.
+fn read_ahead(file: &FileRef, key: InodeId, offset: u64, want: u64) -> SysResult<Page> {
     let first = offset / PAGE_SIZE;
     let end = file.inode().size().div_ceil(PAGE_SIZE).max(first + 1);
-    let mut count = 1;
-    {
+    let count = {
         let cache = CACHE.lock();
-        let file = cache.get(&key);
-        while count < READ_AHEAD
-            && first + count < end
-            && file.is_none_or(|f| f.get(first + count).is_none())
-        {
-            count += 1;
-        }
-    }
-    // One run of contiguous frames takes the whole read in as few device requests as the file
-    // is in pieces on the disk; without one (no pristine room left), a single page.
-    let frames: Vec<frames::Frame> = match FrameRun::alloc(count) {
-        Some(mut run) => {
-            file.inode().read_pages(offset, run.bytes_mut())?;
-            run.into_frames().collect()
-        }
-        None => {
-            let mut frame = frames::alloc().ok_or(Errno::ENOMEM)?;
-            file.inode().read_pages(offset, frame.bytes_mut())?;
-            alloc::vec![frame]
+        let pages = cache.get(&key);
+        let window = match pages {
+            Some(p) if p.ahead_end == first => p.ahead_len.saturating_mul(2),
+            _ => READ_AHEAD_MIN,
+        };
+        let limit = window
+            .max(want)
+            .clamp(READ_AHEAD_MIN, READ_AHEAD_MAX)
+            .min(end - first);
+        match pages {
+            Some(p) => p.absent_run(first, limit),
+            None => limit,
         }
     };
-    let mut cache = CACHE.lock();
-    let file = cache.entry(key).or_default();
-    let mut result = None;
-    for (i, frame) in frames.into_iter().enumerate() {
-        let page = file.insert(first + i as u64, Page::from_frame(frame));
-        result.get_or_insert(page);
+    if count == 0 {
+        // Another CPU read it meanwhile.
+        if let Some(page) = cached(key, offset) {
+            return Ok(page);
+        }
     }
-    result.ok_or(Errno::EIO)
+    let frames = read_frames(file, offset, count.max(1))?;
+    let mut cache = CACHE.lock();
+    let pages = cache.entry(key).or_default();
+    let inserted = match frames {
+        Frames::Run(run, read) => {
+            pages.ahead_end = first + read;
+            pages.ahead_len = read;
+            pages.insert_run(first, read, run.into_frames().map(Page::from_frame))
+        }
+        Frames::One(frame) => {
+            pages.ahead_end = first + 1;
+            pages.ahead_len = 1;
+            pages.insert_run(first, 1, core::iter::once(Page::from_frame(frame)))
+        }
+    };
+    inserted.ok_or(Errno::EIO)
+}
+
+/// What [`read_frames`] filled.
+enum Frames {
+    /// Contiguous frames, and how many.
+    Run(FrameRun, u64),
+    /// A single frame (no pristine room for a run).
+    One(frames::Frame),
+}
+
+/// Fresh frames holding the file's `count` pages from `offset` on (fewer when memory is short):
+/// one run of contiguous frames takes them in as few device requests as the file is in pieces
+/// on the disk. Pristine room for a run may be short: a shorter run then, and without any, a
+/// single frame from the free stack.
+fn read_frames(file: &FileRef, offset: u64, count: u64) -> SysResult<Frames> {
+    let mut len = count;
+    while len > 1 {
+        if let Some(mut run) = FrameRun::alloc(len) {
+            file.inode().read_pages(offset, run.bytes_mut())?;
+            return Ok(Frames::Run(run, len));
+        }
+        len /= 2;
+    }
+    let mut frame = frames::alloc().ok_or(Errno::ENOMEM)?;
+    file.inode().read_pages(offset, frame.bytes_mut())?;
+    Ok(Frames::One(frame))
 }
 
 /// A fresh page holding the file's bytes at `offset`, zeros past the end of file.

@@ -35,6 +35,8 @@ const SETS: usize = 128;
 const WAYS: usize = 2;
 /// Sector-aligned reads and writes at least this long bypass the cache.
 const DIRECT_MIN: usize = 4096;
+/// Lines of a direct read looked up one by one for dirty bytes; longer reads scan the cache.
+const OVERLAY_LOOKUPS: usize = 16;
 
 struct Line {
     /// Device line number (byte offset / 4096); u64::MAX: empty.
@@ -51,6 +53,9 @@ struct DiskInner {
     lines: Vec<Line>,
     /// Per set: the way used last (the other is the victim).
     recent: [u8; SETS],
+    /// Lines marked dirty: with none, a direct read has nothing to lay over what the device
+    /// returned (the common case while a big file is read: no lookup per 4 KiB).
+    dirty: usize,
 }
 
 /// A disk holding an ext2 file system. Clones share the device and the cache (a failed
@@ -83,6 +88,7 @@ impl Disk {
                 block,
                 lines,
                 recent: [0; SETS],
+                dirty: 0,
             })),
             len,
             read_only,
@@ -129,11 +135,7 @@ impl Disk {
         inner.block.batch(&mut requests).map_err(eio)?;
         drop(requests);
         for (offset, buf) in reads.iter_mut() {
-            inner.overlapping(*offset, buf.len(), |line, in_line, in_buf| {
-                if line.dirty {
-                    buf[in_buf].copy_from_slice(&line.data[in_line]);
-                }
-            });
+            inner.overlay_dirty(*offset, buf);
         }
         Ok(())
     }
@@ -164,6 +166,8 @@ impl DiskInner {
         let way = (usize::from(self.recent[set]) + 1) % WAYS;
         let index = set * WAYS + way;
         self.write_out(index)?;
+        // Clean now (written out above); the bytes are about to be replaced.
+        self.mark_clean(index);
         let start = line * LINE as u64;
         let len = device_len.saturating_sub(start).min(LINE as u64) as usize;
         if len == 0 {
@@ -183,7 +187,6 @@ impl DiskInner {
         let slot = &mut self.lines[index];
         slot.tag = line;
         slot.len = len;
-        slot.dirty = false;
         self.recent[set] = way as u8;
         Ok(index)
     }
@@ -197,8 +200,53 @@ impl DiskInner {
         self.block
             .write(line.tag * LINE as u64 / SECTOR, &line.data[..line.len])
             .map_err(eio)?;
-        line.dirty = false;
+        self.mark_clean(index);
         Ok(())
+    }
+
+    fn mark_dirty(&mut self, index: usize) {
+        let line = &mut self.lines[index];
+        if !line.dirty {
+            line.dirty = true;
+            self.dirty += 1;
+        }
+    }
+
+    fn mark_clean(&mut self, index: usize) {
+        let line = &mut self.lines[index];
+        if line.dirty {
+            line.dirty = false;
+            self.dirty -= 1;
+        }
+    }
+
+    /// Lays the bytes of dirty cached lines over `buf`, just read from the device at `offset`
+    /// (written but not yet on the device, they are newer). Nothing to do without dirty lines;
+    /// a range of more than [`OVERLAY_LOOKUPS`] lines walks the cache's lines (a few
+    /// instructions each) rather than looking each line of the range up (tens).
+    fn overlay_dirty(&mut self, offset: u64, buf: &mut [u8]) {
+        if self.dirty == 0 {
+            return;
+        }
+        if buf.len() / LINE <= OVERLAY_LOOKUPS {
+            self.overlapping(offset, buf.len(), |line, in_line, in_buf| {
+                if line.dirty {
+                    buf[in_buf].copy_from_slice(&line.data[in_line]);
+                }
+            });
+            return;
+        }
+        let end = offset + buf.len() as u64;
+        for line in self.lines.iter().filter(|l| l.dirty && l.tag != u64::MAX) {
+            let line_start = line.tag * LINE as u64;
+            let from = offset.max(line_start);
+            let to = end.min(line_start + line.len as u64);
+            if from < to {
+                let in_line = (from - line_start) as usize..(to - line_start) as usize;
+                buf[(from - offset) as usize..(to - offset) as usize]
+                    .copy_from_slice(&line.data[in_line]);
+            }
+        }
     }
 
     /// Copies `buf.len()` bytes at `offset` out of the cache.
@@ -237,7 +285,7 @@ impl DiskInner {
             let index = self.line(line_no, device_len, whole)?;
             let line = &mut self.lines[index];
             line.data[in_line..in_line + n].copy_from_slice(&buf[done..done + n]);
-            line.dirty = true;
+            self.mark_dirty(index);
             done += n;
         }
         Ok(())
@@ -288,11 +336,7 @@ impl BlockDevice for Disk {
             .read(middle_at / SECTOR, middle_buf)
             .map_err(eio)?;
         // Bytes written but not yet on the device come from the cache.
-        inner.overlapping(middle_at, middle, |line, in_line, in_buf| {
-            if line.dirty {
-                middle_buf[in_buf].copy_from_slice(&line.data[in_line]);
-            }
-        });
+        inner.overlay_dirty(middle_at, middle_buf);
         if tail > 0 {
             inner.cached_read(end - tail as u64, tail_buf, self.len)?;
         }
@@ -352,7 +396,7 @@ impl BlockDevice for Disk {
             inner.block.batch(&mut requests).map_err(eio)?;
             drop(requests);
             for i in dirty {
-                inner.lines[i].dirty = false;
+                inner.mark_clean(i);
             }
         }
         inner.block.flush().map_err(eio)
