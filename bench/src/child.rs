@@ -156,6 +156,15 @@ impl Session {
         }
     }
 
+    /// Sends SIGTERM (a request to stop) unless the child is done; the deadline still holds, and
+    /// [`Session::finish`] then waits for the exit (the `mcp-start` benchmark times a clean stop).
+    pub fn terminate(&mut self) {
+        if !self.done() {
+            // SAFETY: `pid` is our child, not yet reaped, so it cannot name another process.
+            unsafe { libc::kill(self.guard.pid, libc::SIGTERM) };
+        }
+    }
+
     /// Waits once, up to the deadline and up to `at_most` if given, for output, the exit, or
     /// `extra` (a descriptor of the caller's and the `poll` events it wants); reads what the pipes
     /// have. Returns the events `extra` got (0 for none). Kills the child if the deadline has

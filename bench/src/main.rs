@@ -4,9 +4,11 @@
 //! This module owns the command line and the exit status only: 0 when the benchmark ran, non-zero
 //! when it could not (a guest that fails to boot is an error). Figures never decide the exit status;
 //! targets are printed as notes (DESIGN.md §10: benchmarks report, they are not timed assertions).
-//! `boot`, `block`, `net`, `linux`, `python`, `files` and `http` are the benchmarks; `child` times one process, `kbench` judges the
-//! guest's in-guest benchmark runs, `parse` reads guest and VMM output, `stats` computes order
-//! statistics, `common` has what they share, `report` prints.
+//! `boot`, `block`, `net`, `linux`, `python`, `files`, `http`, `llama` and `mcp_start` are the
+//! benchmarks; `child` times one process, `kbench` judges the guest's in-guest benchmark runs,
+//! `mcp_probe` asks a starting server for MCP tools/list and /health, `parse` reads guest and VMM
+//! output, `stats` computes order statistics, `load` reads the host's load average, `common` has
+//! what they share, `report` prints.
 
 mod block;
 mod boot;
@@ -16,13 +18,17 @@ mod files;
 mod http;
 mod kbench;
 mod linux;
+mod llama;
+mod load;
+mod mcp_probe;
+mod mcp_start;
 mod net;
 mod parse;
 mod python;
 mod report;
 mod stats;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -130,6 +136,149 @@ enum Bench {
     /// exit. A variant that fails (e.g. a guest without sockets) is reported as failed with its
     /// output and left out of later rounds; the benchmark then exits non-zero after the table.
     Http(HttpArgs),
+
+    /// llama.cpp tokens/s: prompt (pp) and generation (tg), noa-server's `bench` in the guest vs
+    /// the same binary natively, with the same thread count.
+    ///
+    /// Interleaves, run by run and strictly one at a time: `VMM --snapshot --memory 1024 --cpus N
+    /// --timeout T IMAGE -- /usr/bin/noa-server bench --model /storage/models/MODEL --threads N
+    /// --prompt-tokens P --gen-tokens G --repetitions R` and `SERVER bench --model MODEL …` (the
+    /// same binary, --server; the same model from the host's cache, --model). noa-server times
+    /// one batch of P prompt tokens and G single-token decodes, R times after an untimed round,
+    /// and prints one JSON line of medians (pp_tokens_per_s, tg_tokens_per_s, load_ms). Reports
+    /// pp, tg and the model's load time for both, and guest/native ratios, with the host's load
+    /// average: ggml's thread pool spins, so a busy host spoils the figures.
+    Llama(LlamaArgs),
+
+    /// MCP start-up: spawn -> the first MCP tools/list answered, our VMM in service mode vs
+    /// noa-server natively.
+    ///
+    /// Interleaves, run by run: `VMM --snapshot --cpus N --publish 127.0.0.1:PORT:8080 IMAGE` (a
+    /// free port; the explicit forward turns the default one off) and `SERVER serve --listen
+    /// 127.0.0.1:PORT --model MODEL --workspace DIR --threads N`. From just before spawn, two
+    /// probes side by side, each retried every --poll-ms: `POST /mcp` with a stateless
+    /// (2026-07-28) tools/list, until a 200 whose result lists the `generate` tool, and `GET
+    /// /health`, until its first 200 and then (every --ready-poll-ms, or ten times the last
+    /// check's duration if longer) until the model is `"state":"ready"`. Then SIGTERM, timed to the exit, which must be status 0: an unclean
+    /// stop is reported and makes the benchmark exit non-zero after its report.
+    McpStart(McpStartArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct LlamaArgs {
+    /// The VMM binary (target/noa/vmm).
+    #[arg(long, value_name = "FILE")]
+    vmm: PathBuf,
+
+    /// The guest image with noa-server and the model (target/noa/guest.img).
+    #[arg(long, value_name = "FILE")]
+    image: PathBuf,
+
+    /// noa-server on the host: the same binary as in the image
+    /// (target/noa-server/x86_64-unknown-linux-gnu/release/noa-server).
+    #[arg(long, value_name = "FILE")]
+    server: PathBuf,
+
+    /// The model on the host: the same GGUF as in the image (the bundled model in the cache).
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+
+    /// noa-server in the guest.
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/noa-server")]
+    guest_server: String,
+
+    /// The model in the guest (default: /storage/models/ and --model's file name).
+    #[arg(long, value_name = "PATH")]
+    guest_model: Option<String>,
+
+    /// llama.cpp threads, natively and in the guest, which gets as many vCPUs.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    threads: u32,
+
+    /// The guest's memory, MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(256..))]
+    memory: u32,
+
+    /// Prompt tokens, decoded as one batch.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    prompt_tokens: u32,
+
+    /// Generated tokens, one decode each.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    gen_tokens: u32,
+
+    /// Timed repetitions inside each noa-server bench run (after its untimed one).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repetitions: u32,
+
+    /// Measured runs of each variant (guest runs take tens of seconds: boot and model load).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    runs: u32,
+
+    /// Unmeasured runs of each variant before the measured ones.
+    #[arg(long, default_value_t = 0)]
+    warmup: u32,
+
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// The VMM's --timeout for each guest run, and (10 s later) the kill of any run, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    timeout: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct McpStartArgs {
+    /// The VMM binary (target/noa/vmm).
+    #[arg(long, value_name = "FILE")]
+    vmm: PathBuf,
+
+    /// The guest image whose init starts noa-server on port 8080 (target/noa/guest.img).
+    #[arg(long, value_name = "FILE")]
+    image: PathBuf,
+
+    /// noa-server on the host: the same binary as in the image.
+    #[arg(long, value_name = "FILE")]
+    server: PathBuf,
+
+    /// The model the native server loads: the same GGUF as in the image.
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+
+    /// The guest's vCPUs, and the native server's llama.cpp threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    cpus: u32,
+
+    /// Time between two attempts of a probe until the server answers, ms.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    poll_ms: u64,
+
+    /// Time between two readiness checks once /health answers, ms (at least: also ten times the
+    /// last check's duration).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    ready_poll_ms: u64,
+
+    /// Measured runs of each variant.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    runs: u32,
+
+    /// Unmeasured runs of each variant before the measured ones.
+    #[arg(long, default_value_t = 0)]
+    warmup: u32,
+
+    /// Also write the figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// Fail a run whose model is not ready SECS seconds after spawn.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    timeout: u64,
+
+    /// Kill a process still running SECS seconds after SIGTERM (an unclean stop; the VMM's own
+    /// --stop-timeout is 10 s).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    stop_timeout: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -659,6 +808,57 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Bench::Llama(args) => {
+            let guest_model = match args.guest_model {
+                Some(path) => path,
+                None => {
+                    let name = args.model.file_name().context("--model has no file name")?;
+                    format!("/storage/models/{}", name.to_string_lossy())
+                }
+            };
+            let config = llama::Config {
+                vmm: args.vmm,
+                image: args.image,
+                guest_server: args.guest_server,
+                guest_model,
+                server: args.server,
+                model: args.model,
+                threads: args.threads,
+                memory_mib: args.memory,
+                prompt_tokens: args.prompt_tokens,
+                gen_tokens: args.gen_tokens,
+                repetitions: args.repetitions,
+                runs: args.runs as usize,
+                warmup: args.warmup as usize,
+                deadline: Duration::from_secs(args.timeout),
+            };
+            let result = llama::run(&config)?;
+            finish(&result, llama::table(&result), args.json.as_deref())
+        }
+        Bench::McpStart(args) => {
+            let config = mcp_start::Config {
+                vmm: args.vmm,
+                image: args.image,
+                server: args.server,
+                model: args.model,
+                cpus: args.cpus,
+                runs: args.runs as usize,
+                warmup: args.warmup as usize,
+                poll: Duration::from_millis(args.poll_ms),
+                ready_poll: Duration::from_millis(args.ready_poll_ms),
+                deadline: Duration::from_secs(args.timeout),
+                stop_deadline: Duration::from_secs(args.stop_timeout),
+            };
+            let result = mcp_start::run(&config)?;
+            finish(&result, mcp_start::table(&result), args.json.as_deref())?;
+            anyhow::ensure!(
+                result.unclean_stops.is_empty(),
+                "{} stop(s) after SIGTERM were not clean (exit status 0):\n{}",
+                result.unclean_stops.len(),
+                result.unclean_stops.join("\n")
+            );
+            Ok(())
+        }
     }
 }
 
@@ -898,6 +1098,80 @@ mod tests {
             "--program",
             "p",
             "--mib",
+            "0",
+        ];
+        assert!(Cli::try_parse_from(zero).is_err());
+    }
+
+    #[test]
+    fn llama_and_mcp_start_defaults() {
+        let cli = Cli::try_parse_from([
+            "noa-bench",
+            "llama",
+            "--vmm",
+            "v",
+            "--image",
+            "i",
+            "--server",
+            "s",
+            "--model",
+            "/cache/m.gguf",
+        ])
+        .unwrap();
+        let Bench::Llama(args) = cli.bench else {
+            panic!("not llama")
+        };
+        assert_eq!(
+            (
+                args.threads,
+                args.memory,
+                args.prompt_tokens,
+                args.gen_tokens,
+                args.repetitions,
+                args.runs
+            ),
+            (2, 1024, 128, 32, 3, 3)
+        );
+        assert_eq!(args.guest_server, "/usr/bin/noa-server");
+        assert!(args.guest_model.is_none());
+        let cli = Cli::try_parse_from([
+            "noa-bench",
+            "mcp-start",
+            "--vmm",
+            "v",
+            "--image",
+            "i",
+            "--server",
+            "s",
+            "--model",
+            "m",
+        ])
+        .unwrap();
+        let Bench::McpStart(args) = cli.bench else {
+            panic!("not mcp-start")
+        };
+        assert_eq!(
+            (
+                args.cpus,
+                args.poll_ms,
+                args.ready_poll_ms,
+                args.runs,
+                args.stop_timeout
+            ),
+            (2, 2, 20, 3, 30)
+        );
+        let zero = [
+            "noa-bench",
+            "llama",
+            "--vmm",
+            "v",
+            "--image",
+            "i",
+            "--server",
+            "s",
+            "--model",
+            "m",
+            "--threads",
             "0",
         ];
         assert!(Cli::try_parse_from(zero).is_err());
