@@ -19,12 +19,15 @@ const TRAP_BRKPT: i32 = 1;
 const SI_KERNEL: i32 = 0x80;
 
 /// Whether SA_RESTART restarts system call `nr` after a handler (Linux never restarts waits for
-/// signals or time: pause, sigsuspend, the sleeps and the poll family return EINTR).
+/// signals or time: pause, sigsuspend, the sleeps and the poll family return EINTR). Never
+/// rt_sigreturn: the EINTR it may leave in RAX is the interrupted call's, restored from the
+/// frame, and "restarting" it would run rt_sigreturn again on a frame that is gone.
 fn restartable(nr: u64) -> bool {
     use noa_linux_abi::syscalls as n;
     !matches!(
         nr as usize,
-        n::SYS_PAUSE
+        n::SYS_RT_SIGRETURN
+            | n::SYS_PAUSE
             | n::SYS_RT_SIGSUSPEND
             | n::SYS_NANOSLEEP
             | n::SYS_CLOCK_NANOSLEEP
