@@ -6,7 +6,10 @@ use std::process::{Command, Output, Stdio};
 
 fn init() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_noa-init"));
-    command.stdin(Stdio::null());
+    // No services file of the host's: without a command, init runs its login shell.
+    command
+        .stdin(Stdio::null())
+        .env("NOA_SERVICES", "/noa/no/such/services.toml");
     command
 }
 
