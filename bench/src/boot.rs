@@ -133,15 +133,16 @@ pub fn run(config: &Config) -> Result<Report> {
         }
     }
     let mut warnings = Vec::new();
-    let vmm_args = vec![
-        config.vmm.clone().into_os_string(),
-        config.image.clone().into_os_string(),
-    ];
-    let verbose_args = vec![
-        config.vmm.clone().into_os_string(),
-        "--verbose".into(),
-        config.image.clone().into_os_string(),
-    ];
+    // Boot to init's shell, which ends at once on closed stdin: no services, no port forward.
+    let quiet = ["--cmdline", "noa.services=off", "--default-publish", "off"];
+    let vmm_args: Vec<OsString> = std::iter::once(config.vmm.clone().into_os_string())
+        .chain(quiet.iter().map(OsString::from))
+        .chain([config.image.clone().into_os_string()])
+        .collect();
+    let verbose_args: Vec<OsString> = std::iter::once(config.vmm.clone().into_os_string())
+        .chain(["--verbose"].iter().chain(quiet.iter()).map(OsString::from))
+        .chain([config.image.clone().into_os_string()])
+        .collect();
 
     let (qemu_cpu, cpu_rejected) = choose_qemu_cpu(config)?;
     let qemu_args = qemu_command(&config.qemu, qemu_cpu.as_deref(), &config.kernel);

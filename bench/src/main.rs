@@ -50,7 +50,8 @@ struct Cli {
 enum Bench {
     /// Boot time: our VMM vs QEMU microvm (KVM) on the same kernel, and the VMM's own memory.
     ///
-    /// Interleaves, run by run: `VMM IMAGE` (default machine: 2 vCPUs, 512 MiB), timing spawn -> the
+    /// Interleaves, run by run: `VMM --cmdline noa.services=off --default-publish off IMAGE` (init's
+    /// shell, no services; default machine: 2 vCPUs, 512 MiB), timing spawn -> the
     /// guest's `NOA-BOOT-OK cpus=N mem_mib=M` line on stdout and spawn -> process exit (status must be
     /// 0); `qemu-system-x86_64 -M microvm -accel kvm -m 512M -smp 2 ... -kernel KERNEL`, the same two
     /// times (status must be 1: isa-debug-exit's (0 << 1) | 1); and `VMM --verbose IMAGE`, whose log

@@ -396,6 +396,7 @@ fn init_without_a_command_runs_a_login_shell_on_the_console() {
     let Some(image) = guest_ready() else { return };
     let mut vmm = vmm();
     vmm.args(["--timeout", GUEST_TIMEOUT_SECS, "--snapshot"])
+        .args(NO_SERVICES)
         .arg(&image)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -18,6 +18,11 @@
 //!
 //! `python` runs on guest.img itself (it carries python3) against the host's /usr/bin/python3.11.
 //!
+//! `llama` and `mcp-start` run on guest.img too (it carries noa-server and the bundled model),
+//! against the same noa-server natively (`--server`: `services::build_server`'s release build,
+//! `<target>/noa-server/x86_64-unknown-linux-gnu/release/noa-server`) and the same model from the
+//! host's cache (`--model`: `model::ensure_bundled`).
+//!
 //! With `NOA_BENCH_NO_BUILD=1` the VMM and kernel already in target/noa are used as they are
 //! (nothing is rebuilt but what the benchmark itself needs, e.g. the linux program and its image).
 
@@ -35,7 +40,12 @@ const BENCHMARKS: &[(&str, bool, u32)] = &[
     ("python", false, 3),
     ("files", false, 3),
     ("http", true, 3),
+    ("llama", false, 3),
+    ("mcp-start", false, 3),
 ];
+
+/// The benchmarks that run noa-server natively next to the guest's.
+const NATIVE_SERVER: &[&str] = &["llama", "mcp-start"];
 
 /// The benchmarks that run a program of bench/programs/ from an image of their own: (benchmark,
 /// program, where it goes in the image).
@@ -109,6 +119,13 @@ pub fn run(which: &str, runs: Option<u32>) -> Result<()> {
     if name == "http" {
         let debugfs = crate::deps::find("debugfs").context("no debugfs: install e2fsprogs")?;
         command.arg("--debugfs").arg(debugfs);
+    }
+    if NATIVE_SERVER.contains(&name) {
+        command
+            .arg("--server")
+            .arg(crate::services::build_server()?)
+            .arg("--model")
+            .arg(crate::model::ensure_bundled()?);
     }
     if needs_kernel {
         command.arg("--kernel").arg(noa.join("kernel.elf"));

@@ -1,7 +1,8 @@
 //! Installing what the build and the tests need: the rustup targets (the kernel's, and musl for
 //! static guest programs such as init), and Debian packages (e2fsprogs for the image, busybox-static
 //! for its shell and tools, python3.11 for its CPython — `python.rs` checks that one by path —,
-//! qemu-system-x86 for the cross-check; golang-go and gcc for the test programs). As root we install them; otherwise we print the exact command and stop.
+//! qemu-system-x86 for the cross-check; g++, cmake, ccache and libclang-dev for noa-server's llama.cpp;
+//! golang-go and gcc for the test programs). As root we install them; otherwise we print the exact command and stop.
 
 use anyhow::{Context, Result, bail};
 use std::process::Command;
@@ -16,7 +17,15 @@ const PACKAGES: &[(&str, &str)] = &[
     ("qemu-system-x86", "qemu-system-x86_64"),
     ("binutils", "strip"),
     ("busybox-static", "busybox"),
+    // noa-server's llama.cpp: C++, CMake, and libclang for llama-cpp-sys-2's bindgen.
+    ("g++", "g++"),
+    ("cmake", "cmake"),
+    ("ccache", "ccache"),
+    ("libclang-dev", LIBCLANG),
 ];
+
+/// The file libclang-dev provides (it has no command); checked by path.
+const LIBCLANG: &str = "/usr/lib/llvm-14/lib/libclang.so";
 
 /// What only `cargo xtask test` needs: compilers for the test programs (runtimes/tests/).
 const TEST_PACKAGES: &[(&str, &str)] = &[("golang-go", "go"), ("gcc", "gcc")];
@@ -58,7 +67,13 @@ pub fn find(program: &str) -> Option<std::path::PathBuf> {
 fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
-        .filter(|(_, cmd)| find(cmd).is_none())
+        .filter(|(_, cmd)| {
+            if cmd.starts_with('/') {
+                !std::path::Path::new(cmd).exists()
+            } else {
+                find(cmd).is_none()
+            }
+        })
         .map(|(pkg, _)| *pkg)
         .collect();
     if missing.is_empty() {

@@ -71,6 +71,7 @@ pub fn write_image(noa: &Path, output: &Path, adds: &[Add]) -> Result<()> {
         );
     }
     let init = build_init()?;
+    let server = crate::services::build_server()?;
     if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -92,6 +93,7 @@ pub fn write_image(noa: &Path, output: &Path, adds: &[Add]) -> Result<()> {
     crate::python::install(&staging)?;
     crate::model::install(&staging)?;
     strip(&init, &staging.join("sbin/init"))?;
+    crate::services::install(&server, &staging)?;
     for add in adds {
         let dest = staging.join(add.guest.trim_start_matches('/'));
         // A symlink named on the command line is followed (as `cp -RH`); ones inside are kept.

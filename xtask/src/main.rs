@@ -17,6 +17,7 @@ mod model;
 mod node;
 mod pyenv;
 mod python;
+mod services;
 mod test;
 mod tiny_model;
 

@@ -68,11 +68,12 @@ pub fn all(no_run: bool) -> Result<()> {
         .env("NOA_ARTIFACTS", &noa)
         .env("NOA_TEST_IMAGE", &test_image)
         .env("NOA_TEST_PROGRAMS", &programs)
-        .envs(tools);
+        .envs(tools.iter().map(|(k, v)| (*k, v)));
     if let Some(busybox) = crate::deps::find("busybox") {
         cargo.env("NOA_BUSYBOX", busybox);
     }
     run(&mut cargo)?;
+    crate::services::test_server(&tools)?;
     crate::fuzz::short_pass()?;
     eprintln!("xtask: all tests passed");
     Ok(())

@@ -173,10 +173,15 @@ pub fn boot(args: &[&str]) -> Run {
     let mut command = vmm();
     command
         .args(["--timeout", "60", "--snapshot"])
+        .args(NO_SERVICES)
         .args(args)
         .arg(guest_image());
     run(&mut command, Duration::from_secs(90))
 }
+
+/// What makes init run its login shell instead of the image's services (noa-server), for a boot
+/// without `-- CMD` that should end when its stdin does.
+pub const NO_SERVICES: [&str; 2] = ["--cmdline", "noa.services=off"];
 
 /// The `cpus` and `mem_mib` of the boot line, which must appear exactly once.
 pub fn boot_line(stdout: &str) -> (u32, u64) {
