@@ -21,7 +21,7 @@
 //! table; the requests and answers are `mcp_probe`'s.
 
 use crate::child::{Ended, Session};
-use crate::common::{Host, TempDir, command, host, millis, strings};
+use crate::common::{Host, TempDir, command, host, millis, strings, tail};
 use crate::kbench;
 use crate::load::{self, LoadAverage};
 use crate::mcp_probe::{self, Attempt, Target};
@@ -148,6 +148,8 @@ struct Sample {
     ended: Ended,
     stopped_in_time: bool,
     tools_attempts: f64,
+    /// The last lines of the process's stderr (the VMM's and the guest's words on the stop).
+    stderr_tail: String,
 }
 
 /// Runs the benchmark. Prints progress to stderr; the report is the caller's to print.
@@ -215,7 +217,7 @@ pub fn run(config: &Config) -> Result<Report> {
         for (i, s) in samples.iter().enumerate() {
             if !clean(s) {
                 unclean.push(format!(
-                    "{kind:?} run {}: {} {:.0} ms after SIGTERM{}",
+                    "{kind:?} run {}: {} {:.0} ms after SIGTERM{}; its stderr ended:\n{}",
                     i + 1,
                     s.ended,
                     s.stop,
@@ -223,7 +225,8 @@ pub fn run(config: &Config) -> Result<Report> {
                         ""
                     } else {
                         " (killed: still running at the stop deadline)"
-                    }
+                    },
+                    s.stderr_tail.trim_end()
                 ));
             }
         }
@@ -530,6 +533,7 @@ fn run_one(config: &Config, kind: Kind, dir: &TempDir, label: &str) -> Result<Sa
         ended: finished.ended,
         stopped_in_time: !finished.timed_out,
         tools_attempts: f64::from(tools.attempts),
+        stderr_tail: tail(&finished.stderr),
     })
 }
 
@@ -624,7 +628,12 @@ pub fn table(r: &Report) -> String {
         r.native.stops.len()
     );
     for unclean in &r.unclean_stops {
-        let _ = writeln!(out, "UNCLEAN STOP: {unclean}");
+        // Its first line; the JSON and the error after the table have the stderr too.
+        let _ = writeln!(
+            out,
+            "UNCLEAN STOP: {}",
+            unclean.lines().next().unwrap_or_default()
+        );
     }
     let t = &r.targets;
     let _ = writeln!(
