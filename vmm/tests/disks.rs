@@ -146,6 +146,7 @@ fn volume_errors_are_usage_errors() {
     let mut command = vmm();
     command
         .args(["--snapshot", "--volume", "/sys/kernel/uevent_seqnum:/data"])
+        .args(NO_SERVICES)
         .arg(guest_image());
     let unwritable = run(&mut command, Duration::from_secs(30));
     if unwritable.code == 0 {

@@ -171,11 +171,20 @@ pub fn run(command: &mut Command, limit: Duration) -> Run {
 /// `--snapshot`: tests run in parallel on one image, which a read-write run would lock.
 pub fn boot(args: &[&str]) -> Run {
     let mut command = vmm();
-    command
-        .args(["--timeout", "60", "--snapshot"])
-        .args(NO_SERVICES)
-        .args(args)
-        .arg(guest_image());
+    command.args(["--timeout", "60", "--snapshot"]);
+    // `--cmdline` is given once: noa.services=off joins the caller's words.
+    match args.iter().position(|a| *a == "--cmdline") {
+        Some(at) if at + 1 < args.len() => {
+            command
+                .args(&args[..=at])
+                .arg(format!("{} {}", args[at + 1], NO_SERVICES[1]))
+                .args(&args[at + 2..]);
+        }
+        _ => {
+            command.args(NO_SERVICES).args(args);
+        }
+    }
+    command.arg(guest_image());
     run(&mut command, Duration::from_secs(90))
 }
 
