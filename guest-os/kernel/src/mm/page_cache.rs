@@ -14,9 +14,13 @@
 //! by chunk, never with a map lookup per page. Files without a key (devices, procfs) are read
 //! into a private page on every fault.
 //!
-//! Coherence with `read`/`write`, which go to the file system directly (a device request into
-//! or out of the user's buffer costs less here than a ring-0 copy through a cached page):
-//! - a `write` updates the pages cached for its range ([`update`]), so mappings see it;
+//! Coherence with `read`/`write`, which go to the file system directly: the device fills a
+//! kernel buffer that is copied to the user's once (`rep movsq`), the one copy a read through a
+//! cached page would need too — and nothing evicts cached pages yet, so a big `read` must not
+//! fill the cache:
+//! - a `write` updates the pages cached for its range ([`update`]), so mappings see it; a
+//!   read-ahead that a write or truncation of its file overtook (the device read old bytes of
+//!   pages not cached yet) reads again: each file's pages carry an epoch that both change;
 //! - pages mapped shared and writable may hold stores the disk has not seen: such a file is
 //!   *dirty-mapped*, and its `read`s take those pages from here ([`cached`]); `msync`, `fsync`,
 //!   `sync` and the unmount at power-off write them back ([`write_back`], [`write_back_all`]).
@@ -58,6 +62,9 @@ struct FilePages {
     /// sequential walk, and the next read-ahead is twice as long.
     ahead_end: u64,
     ahead_len: u64,
+    /// Changed by every write and truncation of the file (a fresh value from [`EPOCHS`]): a
+    /// read-ahead that saw another value before it read the device may hold stale bytes.
+    epoch: u64,
 }
 
 impl FilePages {
@@ -136,6 +143,15 @@ impl FilePages {
 static CACHE: Mutex<BTreeMap<InodeId, FilePages>> = Mutex::new(BTreeMap::new());
 /// Pages held, for /proc/meminfo.
 static CACHED_PAGES: AtomicU64 = AtomicU64::new(0);
+/// Source of [`FilePages::epoch`] values, never repeated.
+static EPOCHS: AtomicU64 = AtomicU64::new(1);
+/// Times a read-ahead reads again when a write raced with it, before it caches what it read
+/// anyway.
+const RACE_RETRIES: u32 = 4;
+
+fn next_epoch() -> u64 {
+    EPOCHS.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Dirty-mapped files: their pages mapped shared and writable (by page index), and the inode to
 /// write them back through.
@@ -249,48 +265,62 @@ pub fn get_or_read(
 /// Reads the page at `offset` and the pages after it that are not cached yet (inside the file;
 /// at least `want`, or the doubled length of the last read-ahead if this one continues it, at
 /// least [`READ_AHEAD_MIN`] and at most [`READ_AHEAD_MAX`]) into the cache, in one call of the
-/// file system; returns the first.
+/// file system (again if a write or truncation raced with it); returns the first.
 fn read_ahead(file: &FileRef, key: InodeId, offset: u64, want: u64) -> SysResult<Page> {
     let first = offset / PAGE_SIZE;
-    let end = file.inode().size().div_ceil(PAGE_SIZE).max(first + 1);
-    let count = {
-        let cache = CACHE.lock();
-        let pages = cache.get(&key);
-        let window = match pages {
-            Some(p) if p.ahead_end == first => p.ahead_len.saturating_mul(2),
-            _ => READ_AHEAD_MIN,
+    let mut attempt = 0;
+    loop {
+        let end = file.inode().size().div_ceil(PAGE_SIZE).max(first + 1);
+        let (count, epoch) = {
+            let mut cache = CACHE.lock();
+            let pages = cache.entry(key).or_insert_with(|| FilePages {
+                epoch: next_epoch(),
+                ..FilePages::default()
+            });
+            let window = if pages.ahead_end == first {
+                pages.ahead_len.saturating_mul(2)
+            } else {
+                READ_AHEAD_MIN
+            };
+            let limit = window
+                .max(want)
+                .clamp(READ_AHEAD_MIN, READ_AHEAD_MAX)
+                .min(end - first);
+            (pages.absent_run(first, limit), pages.epoch)
         };
-        let limit = window
-            .max(want)
-            .clamp(READ_AHEAD_MIN, READ_AHEAD_MAX)
-            .min(end - first);
-        match pages {
-            Some(p) => p.absent_run(first, limit),
-            None => limit,
+        if count == 0 {
+            // Another CPU read it meanwhile.
+            if let Some(page) = cached(key, offset) {
+                return Ok(page);
+            }
         }
-    };
-    if count == 0 {
-        // Another CPU read it meanwhile.
-        if let Some(page) = cached(key, offset) {
-            return Ok(page);
+        let frames = read_frames(file, offset, count.max(1))?;
+        let mut cache = CACHE.lock();
+        // A write or truncation of the file since `epoch` may have missed these pages (they
+        // were not cached yet) while the device read the old bytes: read again. (A truncation
+        // that emptied the cache removed the entry: a new one has a new epoch.)
+        let pages = cache.entry(key).or_insert_with(|| FilePages {
+            epoch: next_epoch(),
+            ..FilePages::default()
+        });
+        if pages.epoch != epoch && attempt < RACE_RETRIES {
+            attempt += 1;
+            continue;
         }
+        let inserted = match frames {
+            Frames::Run(run, read) => {
+                pages.ahead_end = first + read;
+                pages.ahead_len = read;
+                pages.insert_run(first, read, run.into_frames().map(Page::from_frame))
+            }
+            Frames::One(frame) => {
+                pages.ahead_end = first + 1;
+                pages.ahead_len = 1;
+                pages.insert_run(first, 1, core::iter::once(Page::from_frame(frame)))
+            }
+        };
+        return inserted.ok_or(Errno::EIO);
     }
-    let frames = read_frames(file, offset, count.max(1))?;
-    let mut cache = CACHE.lock();
-    let pages = cache.entry(key).or_default();
-    let inserted = match frames {
-        Frames::Run(run, read) => {
-            pages.ahead_end = first + read;
-            pages.ahead_len = read;
-            pages.insert_run(first, read, run.into_frames().map(Page::from_frame))
-        }
-        Frames::One(frame) => {
-            pages.ahead_end = first + 1;
-            pages.ahead_len = 1;
-            pages.insert_run(first, 1, core::iter::once(Page::from_frame(frame)))
-        }
-    };
-    inserted.ok_or(Errno::EIO)
 }
 
 /// What [`read_frames`] filled.
@@ -352,10 +382,11 @@ pub fn update(key: InodeId, offset: u64, data: &[u8]) {
     }
     let first = offset / PAGE_SIZE;
     let last = (offset + data.len() as u64 - 1) / PAGE_SIZE;
-    let cache = CACHE.lock();
-    let Some(file) = cache.get(&key) else {
+    let mut cache = CACHE.lock();
+    let Some(file) = cache.get_mut(&key) else {
         return;
     };
+    file.epoch = next_epoch();
     for index in first..=last {
         let Some(page) = file.get(index) else {
             continue;
@@ -445,6 +476,7 @@ pub fn truncate(key: InodeId, size: u64) {
     let first_gone = size.div_ceil(PAGE_SIZE);
     let mut cache = CACHE.lock();
     if let Some(file) = cache.get_mut(&key) {
+        file.epoch = next_epoch();
         file.cut(first_gone);
         if !size.is_multiple_of(PAGE_SIZE)
             && let Some(page) = file.get(size / PAGE_SIZE)
