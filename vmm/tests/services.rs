@@ -52,7 +52,9 @@ fn client(script: &str, args: &[&str]) -> Output {
 fn get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
     let mut reply = String::new();
@@ -76,7 +78,11 @@ impl Drop for Guest {
 impl Guest {
     /// Boots the test image in service mode, its 8080 forwarded to a free host port.
     fn boot() -> Guest {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = vmm()
             .args(["--snapshot", "--memory", "1024", "--publish"])
             .arg(format!("127.0.0.1:{port}:8080"))
@@ -122,28 +128,59 @@ fn official_clients_reach_the_guest_services_through_the_forward() {
     std::fs::create_dir_all(&inspector_home).unwrap();
     let listed = Command::new(env_path("NOA_NODE"))
         .arg(env_path("NOA_INSPECTOR"))
-        .args(["--cli", &guest.url("/mcp"), "--transport", "http", "--method", "tools/list"])
+        .args([
+            "--cli",
+            &guest.url("/mcp"),
+            "--transport",
+            "http",
+            "--method",
+            "tools/list",
+        ])
         .args(["--format", "json", "-q"])
         .env("HOME", &inspector_home)
         .output()
         .expect("cannot run the MCP Inspector");
     let text = String::from_utf8_lossy(&listed.stdout);
-    assert!(listed.status.success(), "inspector: {text}\n{}", String::from_utf8_lossy(&listed.stderr));
-    for tool in ["generate", "run_python", "run_command", "read_file", "write_file", "list_dir"] {
-        assert!(text.contains(&format!("\"{tool}\"")), "tools/list lacks {tool}: {text}");
+    assert!(
+        listed.status.success(),
+        "inspector: {text}\n{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    for tool in [
+        "generate",
+        "run_python",
+        "run_command",
+        "read_file",
+        "write_file",
+        "list_dir",
+    ] {
+        assert!(
+            text.contains(&format!("\"{tool}\"")),
+            "tools/list lacks {tool}: {text}"
+        );
     }
 
-    let health = guest.wait_for(MODEL_LIMIT, "a loaded model", |body| body.contains("\"ready\""));
+    let health = guest.wait_for(MODEL_LIMIT, "a loaded model", |body| {
+        body.contains("\"ready\"")
+    });
     assert!(health.contains("SmolLM2-135M-Instruct"), "{health}");
     for mode in ["legacy", "2026-07-28"] {
         let output = client("mcp_check.py", &[&guest.url("/mcp"), "--mode", mode]);
         let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(seen["run_python"]["stdout"], "42\n", "{mode}: {seen}");
-        assert!(seen["generate"].as_str().is_some_and(|t| !t.trim().is_empty()), "{seen}");
+        assert!(
+            seen["generate"]
+                .as_str()
+                .is_some_and(|t| !t.trim().is_empty()),
+            "{seen}"
+        );
     }
     let output = client("openai_check.py", &[&guest.url("/v1")]);
     let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert!(seen["chat"].as_str().is_some_and(|t| !t.trim().is_empty()), "{seen}");
+    assert!(
+        seen["chat"].as_str().is_some_and(|t| !t.trim().is_empty()),
+        "{seen}"
+    );
 
     // Ctrl-C/SIGTERM: init stops noa-server, the guest powers off with 0.
     let pid = guest.child.id() as i32;
@@ -154,11 +191,20 @@ fn official_clients_reach_the_guest_services_through_the_forward() {
         if let Some(status) = guest.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the guest did not stop within 60 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the guest did not stop within 60 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut stderr = String::new();
     use std::io::Read;
-    guest.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    guest
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
 }

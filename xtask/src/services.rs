@@ -67,7 +67,9 @@ pub fn build_server() -> Result<PathBuf> {
         .arg(server_target_dir());
     server_environment(&mut cargo);
     crate::build::run(&mut cargo)?;
-    Ok(server_target_dir().join(SERVER_TARGET).join("release/noa-server"))
+    Ok(server_target_dir()
+        .join(SERVER_TARGET)
+        .join("release/noa-server"))
 }
 
 /// The flags every build and test of the server shares (so tests reuse the release build).

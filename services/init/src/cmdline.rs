@@ -37,12 +37,18 @@ mod tests {
     #[test]
     fn a_value_is_the_last_word_with_its_key_before_the_command() {
         let key = "noa.token";
-        assert_eq!(parse("console=ttyS0 noa.token=abc\n", key).as_deref(), Some("abc"));
+        assert_eq!(
+            parse("console=ttyS0 noa.token=abc\n", key).as_deref(),
+            Some("abc")
+        );
         assert_eq!(parse("noa.token=a noa.token=b", key).as_deref(), Some("b"));
         assert_eq!(parse("console=ttyS0 -- echo noa.token=x", key), None);
         assert_eq!(parse("noa.tokens=x noa.token", key), None);
         assert_eq!(parse("noa.token=", key), None);
         assert_eq!(parse("", key), None);
-        assert_eq!(parse("noa.services=off", "noa.services").as_deref(), Some("off"));
+        assert_eq!(
+            parse("noa.services=off", "noa.services").as_deref(),
+            Some("off")
+        );
     }
 }

@@ -25,18 +25,24 @@ impl Access {
     /// The token from `NOA_TOKEN`, else from `token_file` if it exists; empty means none.
     pub fn load(token_file: &Path, extra_origins: Vec<String>) -> anyhow::Result<Access> {
         use anyhow::Context;
-        let from_env = std::env::var("NOA_TOKEN").ok().filter(|t| !t.trim().is_empty());
+        let from_env = std::env::var("NOA_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty());
         let token = match from_env {
             Some(token) => Some(token.trim().to_string()),
             None => match std::fs::read_to_string(token_file) {
                 Ok(text) => Some(text.trim().to_string()).filter(|t| !t.is_empty()),
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
                 Err(error) => {
-                    return Err(error).with_context(|| format!("cannot read {}", token_file.display()));
+                    return Err(error)
+                        .with_context(|| format!("cannot read {}", token_file.display()));
                 }
             },
         };
-        Ok(Access { token, extra_origins })
+        Ok(Access {
+            token,
+            extra_origins,
+        })
     }
 
     pub fn has_token(&self) -> bool {
@@ -47,7 +53,10 @@ impl Access {
         if self.extra_origins.iter().any(|o| o == origin) {
             return true;
         }
-        let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+        let Some(rest) = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+        else {
             return false;
         };
         let host = if let Some(v6) = rest.strip_prefix('[') {
@@ -59,7 +68,9 @@ impl Access {
     }
 
     fn token_matches(&self, header: Option<&HeaderValue>) -> bool {
-        let Some(token) = &self.token else { return true };
+        let Some(token) = &self.token else {
+            return true;
+        };
         let given = header
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
@@ -113,18 +124,35 @@ mod tests {
 
     #[test]
     fn loopback_origins_pass_and_others_do_not() {
-        let access = Access { token: None, extra_origins: vec!["https://app.example".into()] };
-        for good in ["http://localhost:3000", "http://127.0.0.1", "https://[::1]:8443", "https://app.example"] {
+        let access = Access {
+            token: None,
+            extra_origins: vec!["https://app.example".into()],
+        };
+        for good in [
+            "http://localhost:3000",
+            "http://127.0.0.1",
+            "https://[::1]:8443",
+            "https://app.example",
+        ] {
             assert!(access.origin_allowed(good), "{good}");
         }
-        for bad in ["http://evil.example", "null", "http://localhost.evil.example", "file://", "https://app.example:1"] {
+        for bad in [
+            "http://evil.example",
+            "null",
+            "http://localhost.evil.example",
+            "file://",
+            "https://app.example:1",
+        ] {
             assert!(!access.origin_allowed(bad), "{bad}");
         }
     }
 
     #[test]
     fn the_token_must_match_exactly() {
-        let access = Access { token: Some("s3cret".into()), extra_origins: vec![] };
+        let access = Access {
+            token: Some("s3cret".into()),
+            extra_origins: vec![],
+        };
         let header = |v: &'static str| HeaderValue::from_static(v);
         assert!(access.token_matches(Some(&header("Bearer s3cret"))));
         assert!(!access.token_matches(Some(&header("Bearer s3cre"))));

@@ -47,16 +47,28 @@ pub enum ExecError {
     #[error("the command is empty")]
     Empty,
     #[error("cannot start '{program}': {error}")]
-    Spawn { program: String, error: std::io::Error },
+    Spawn {
+        program: String,
+        error: std::io::Error,
+    },
 }
 
-pub async fn run(argv: &[String], stdin: Option<&str>, dir: &Path, limits: Limits) -> Result<Outcome, ExecError> {
+pub async fn run(
+    argv: &[String],
+    stdin: Option<&str>,
+    dir: &Path,
+    limits: Limits,
+) -> Result<Outcome, ExecError> {
     let (program, args) = argv.split_first().ok_or(ExecError::Empty)?;
     let mut command = tokio::process::Command::new(program);
     command
         .args(args)
         .current_dir(dir)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -71,7 +83,10 @@ pub async fn run(argv: &[String], stdin: Option<&str>, dir: &Path, limits: Limit
             set_limit(libc::RLIMIT_CORE, 0)
         });
     }
-    let mut child = command.spawn().map_err(|error| ExecError::Spawn { program: program.clone(), error })?;
+    let mut child = command.spawn().map_err(|error| ExecError::Spawn {
+        program: program.clone(),
+        error,
+    })?;
     let pid = child.id();
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let input = input.as_bytes().to_vec();
@@ -83,8 +98,16 @@ pub async fn run(argv: &[String], stdin: Option<&str>, dir: &Path, limits: Limit
     // The pipes may be held open by a grandchild that left the group: stop reading a little
     // after the wall limit whatever happens.
     let deadline = tokio::time::Instant::now() + limits.wall + Duration::from_secs(2);
-    let stdout = tokio::spawn(read_capped(child.stdout.take(), limits.output_bytes, deadline));
-    let stderr = tokio::spawn(read_capped(child.stderr.take(), limits.output_bytes, deadline));
+    let stdout = tokio::spawn(read_capped(
+        child.stdout.take(),
+        limits.output_bytes,
+        deadline,
+    ));
+    let stderr = tokio::spawn(read_capped(
+        child.stderr.take(),
+        limits.output_bytes,
+        deadline,
+    ));
     let (status, timed_out) = match tokio::time::timeout(limits.wall, child.wait()).await {
         Ok(status) => (status.ok(), false),
         Err(_) => {
@@ -97,7 +120,9 @@ pub async fn run(argv: &[String], stdin: Option<&str>, dir: &Path, limits: Limit
     let (stdout, out_cut) = stdout.await.unwrap_or_default();
     let (stderr, err_cut) = stderr.await.unwrap_or_default();
     use std::os::unix::process::ExitStatusExt;
-    let exit_code = status.map_or(-1, |s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
+    let exit_code = status.map_or(-1, |s| {
+        s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+    });
     Ok(Outcome {
         stdout,
         stderr,
@@ -108,7 +133,10 @@ pub async fn run(argv: &[String], stdin: Option<&str>, dir: &Path, limits: Limit
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
-    let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
     // SAFETY: setrlimit reads the struct we pass and nothing else.
     if unsafe { libc::setrlimit(resource, &limit) } == 0 {
         Ok(())
@@ -132,7 +160,9 @@ async fn read_capped<R: AsyncRead + Unpin>(
     cap: usize,
     deadline: tokio::time::Instant,
 ) -> (String, bool) {
-    let Some(mut pipe) = pipe else { return (String::new(), false) };
+    let Some(mut pipe) = pipe else {
+        return (String::new(), false);
+    };
     let mut kept = Vec::new();
     let mut dropped = false;
     let mut buffer = vec![0u8; 16 << 10];

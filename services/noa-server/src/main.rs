@@ -25,7 +25,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(version, about = "NOA ARK OS unified server: OpenAI-compatible API, MCP, llama.cpp inference")]
+#[command(
+    version,
+    about = "NOA ARK OS unified server: OpenAI-compatible API, MCP, llama.cpp inference"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -129,7 +132,8 @@ fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "noa_server=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "noa_server=info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -142,7 +146,13 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Bench { model, threads, prompt_tokens, gen_tokens, repetitions } => {
+        Command::Bench {
+            model,
+            threads,
+            prompt_tokens,
+            gen_tokens,
+            repetitions,
+        } => {
             let result = inference::bench::run(
                 &model,
                 threads.unwrap_or_else(cpus),
@@ -153,7 +163,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }
-        Command::Serve { listen, token_file, allow_origins, common } => {
+        Command::Serve {
+            listen,
+            token_file,
+            allow_origins,
+            common,
+        } => {
             let access = access::Access::load(&token_file, allow_origins)?;
             let mcp = common.mcp()?;
             runtime()?.block_on(server::serve(listen, mcp, access))
@@ -162,7 +177,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mcp = common.mcp()?;
             runtime()?.block_on(async move {
                 use rmcp::ServiceExt;
-                let running = mcp.serve(rmcp::transport::stdio()).await.context("MCP over stdio failed")?;
+                let running = mcp
+                    .serve(rmcp::transport::stdio())
+                    .await
+                    .context("MCP over stdio failed")?;
                 tokio::select! {
                     result = running.waiting() => { result.context("MCP over stdio failed")?; }
                     () = server::stop_signal() => {}

@@ -34,7 +34,10 @@ pub async fn serve(listen: SocketAddr, mcp: NoaMcp, access: Access) -> anyhow::R
     let app = crate::openai::routes(engine)
         .nest_service("/mcp", service)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(Arc::new(access), access::guard));
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(access),
+            access::guard,
+        ));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -62,8 +65,10 @@ pub async fn serve(listen: SocketAddr, mcp: NoaMcp, access: Access) -> anyhow::R
 /// SIGTERM or SIGINT.
 pub async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {

@@ -41,7 +41,9 @@ impl Workspace {
     /// Opens (creating it if needed) the workspace at `root`.
     pub fn open(root: &Path) -> std::io::Result<Workspace> {
         std::fs::create_dir_all(root)?;
-        Ok(Workspace { root: root.canonicalize()? })
+        Ok(Workspace {
+            root: root.canonicalize()?,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -70,7 +72,9 @@ impl Workspace {
         while existing.symlink_metadata().is_err() {
             existing = existing.parent().ok_or_else(outside)?;
         }
-        let real = existing.canonicalize().map_err(|error| self.io(path, error))?;
+        let real = existing
+            .canonicalize()
+            .map_err(|error| self.io(path, error))?;
         if !real.starts_with(&self.root) {
             return Err(outside());
         }
@@ -85,22 +89,35 @@ impl Workspace {
         let full = self.resolve(path)?;
         let meta = std::fs::metadata(&full).map_err(|error| self.io(path, error))?;
         if meta.len() > MAX_FILE_BYTES {
-            return Err(WorkspaceError::TooLarge { path: path.into(), size: meta.len() });
+            return Err(WorkspaceError::TooLarge {
+                path: path.into(),
+                size: meta.len(),
+            });
         }
         let bytes = std::fs::read(&full).map_err(|error| self.io(path, error))?;
         String::from_utf8(bytes).map_err(|_| WorkspaceError::NotText(path.into()))
     }
 
     /// Writes `content` to `path` (replacing it whole: written aside, then renamed over it).
-    pub fn write_text(&self, path: &str, content: &str, create_dirs: bool) -> Result<u64, WorkspaceError> {
+    pub fn write_text(
+        &self,
+        path: &str,
+        content: &str,
+        create_dirs: bool,
+    ) -> Result<u64, WorkspaceError> {
         if content.len() as u64 > MAX_FILE_BYTES {
-            return Err(WorkspaceError::TooLarge { path: path.into(), size: content.len() as u64 });
+            return Err(WorkspaceError::TooLarge {
+                path: path.into(),
+                size: content.len() as u64,
+            });
         }
         let full = self.resolve(path)?;
         if full == self.root {
             return Err(WorkspaceError::Outside(path.into()));
         }
-        let parent = full.parent().ok_or_else(|| WorkspaceError::Outside(path.into()))?;
+        let parent = full
+            .parent()
+            .ok_or_else(|| WorkspaceError::Outside(path.into()))?;
         if create_dirs {
             std::fs::create_dir_all(parent).map_err(|error| self.io(path, error))?;
         }
@@ -150,9 +167,13 @@ impl Workspace {
         let mut out = Vec::new();
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
-                let Ok(meta) = entry.path().symlink_metadata() else { continue };
+                let Ok(meta) = entry.path().symlink_metadata() else {
+                    continue;
+                };
                 if meta.is_dir() {
                     stack.push(entry.path());
                 } else if meta.is_file() && out.len() < MAX_ENTRIES {
@@ -170,7 +191,10 @@ impl Workspace {
         if error.kind() == std::io::ErrorKind::NotFound {
             WorkspaceError::NotFound(path.into())
         } else {
-            WorkspaceError::Io { path: path.into(), error }
+            WorkspaceError::Io {
+                path: path.into(),
+                error,
+            }
         }
     }
 }
@@ -193,7 +217,14 @@ mod tests {
         std::fs::write(dir.join("secret"), "s").unwrap();
         std::os::unix::fs::symlink(dir.join("secret"), ws.root().join("link")).unwrap();
         std::os::unix::fs::symlink(&dir, ws.root().join("up")).unwrap();
-        for bad in ["../secret", "/etc/passwd", "a/../../secret", "link", "up/secret", "up/new"] {
+        for bad in [
+            "../secret",
+            "/etc/passwd",
+            "a/../../secret",
+            "link",
+            "up/secret",
+            "up/new",
+        ] {
             assert!(
                 matches!(ws.resolve(bad), Err(WorkspaceError::Outside(_))),
                 "{bad} should be refused"
@@ -211,10 +242,19 @@ mod tests {
         assert_eq!(ws.read_text("./a/b.txt").unwrap(), "hello");
         let listed = ws.list("a").unwrap();
         assert_eq!(listed.len(), 1);
-        assert_eq!((listed[0].name.as_str(), listed[0].kind, listed[0].size), ("b.txt", "file", 5));
+        assert_eq!(
+            (listed[0].name.as_str(), listed[0].kind, listed[0].size),
+            ("b.txt", "file", 5)
+        );
         assert_eq!(ws.files(), vec![("a/b.txt".to_string(), 5)]);
-        assert!(matches!(ws.read_text("missing"), Err(WorkspaceError::NotFound(_))));
+        assert!(matches!(
+            ws.read_text("missing"),
+            Err(WorkspaceError::NotFound(_))
+        ));
         std::fs::write(dir.join("bin"), [0xff, 0xfe]).unwrap();
-        assert!(matches!(ws.read_text("bin"), Err(WorkspaceError::NotText(_))));
+        assert!(matches!(
+            ws.read_text("bin"),
+            Err(WorkspaceError::NotText(_))
+        ));
     }
 }

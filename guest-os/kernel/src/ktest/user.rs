@@ -43,7 +43,10 @@ pub fn syscall_round_trip() -> TestResult {
         while trap == Trap::Interrupt {
             trap = context.run();
         }
-        ensure!(trap == Trap::Syscall, "first trap {trap:?}, not a system call");
+        ensure!(
+            trap == Trap::Syscall,
+            "first trap {trap:?}, not a system call"
+        );
         let (nr, _) = context.syscall_args();
         ensure!(nr == 39, "syscall number {nr}, wanted 39");
         ensure!(

@@ -494,7 +494,11 @@ impl Socket for UnixDgram {
     }
 
     fn sock_type(&self) -> u32 {
-        if self.seqpacket { SOCK_SEQPACKET } else { SOCK_DGRAM }
+        if self.seqpacket {
+            SOCK_SEQPACKET
+        } else {
+            SOCK_DGRAM
+        }
     }
 
     fn protocol(&self) -> u32 {
@@ -582,7 +586,12 @@ impl Socket for UnixDgram {
         let mut take = || -> Option<SysResult<Received>> {
             let mut queue = self.queue.messages.lock();
             if queue.0.is_empty() && self.peer_closed() {
-                let end = Received { bytes: 0, full: 0, from: None, rights: Vec::new() };
+                let end = Received {
+                    bytes: 0,
+                    full: 0,
+                    from: None,
+                    rights: Vec::new(),
+                };
                 return Some(Ok(end));
             }
             let message = queue.0.front()?;

@@ -23,10 +23,21 @@ const QUEUE_DEPTH: usize = 64;
 #[serde(tag = "state", rename_all = "lowercase")]
 pub enum ModelState {
     /// No model file was found.
-    Absent { reason: String },
-    Loading { name: String },
-    Ready { name: String, context_tokens: u32, threads: u32 },
-    Failed { name: String, error: String },
+    Absent {
+        reason: String,
+    },
+    Loading {
+        name: String,
+    },
+    Ready {
+        name: String,
+        context_tokens: u32,
+        threads: u32,
+    },
+    Failed {
+        name: String,
+        error: String,
+    },
 }
 
 /// A chat message as the chat template takes it.
@@ -122,8 +133,12 @@ impl Engine {
     /// Starts the worker thread, which loads the model and then serves requests.
     pub fn start(config: EngineConfig) -> Engine {
         let state = Arc::new(Mutex::new(match &config.model {
-            Ok(path) => ModelState::Loading { name: model_name(path) },
-            Err(reason) => ModelState::Absent { reason: reason.clone() },
+            Ok(path) => ModelState::Loading {
+                name: model_name(path),
+            },
+            Err(reason) => ModelState::Absent {
+                reason: reason.clone(),
+            },
         }));
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         if let Ok(path) = config.model.clone() {
@@ -186,13 +201,18 @@ impl Engine {
                 Event::Done(reason, usage) => return Ok((text, reason, usage)),
             }
         }
-        Err(GenerateError::Internal("the inference thread stopped mid-request".into()))
+        Err(GenerateError::Internal(
+            "the inference thread stopped mid-request".into(),
+        ))
     }
 }
 
 /// A model's name: its file name without `.gguf`.
 pub fn model_name(path: &Path) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     name.strip_suffix(".gguf").unwrap_or(&name).to_string()
 }
 
@@ -205,7 +225,8 @@ pub fn find_model(explicit: Option<&Path>, dir: &Path) -> Result<PathBuf, String
             Err(format!("{} is not a file", path.display()))
         };
     }
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut models: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|e| e == "gguf") && path.is_file())

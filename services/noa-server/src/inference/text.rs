@@ -58,7 +58,12 @@ impl TextStream {
 
     fn release(&mut self, text: &str) -> Pushed {
         self.held.push_str(text);
-        if let Some(at) = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min() {
+        if let Some(at) = self
+            .stops
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min()
+        {
             let before = self.held[..at].to_string();
             self.held.clear();
             return Pushed::Stopped(before);
@@ -83,7 +88,9 @@ fn longest_suffix_prefix(text: &str, stop: &str) -> usize {
     let longest = text.len().min(stop.len().saturating_sub(1));
     (1..=longest)
         .rev()
-        .find(|&n| text.is_char_boundary(text.len() - n) && stop.starts_with(&text[text.len() - n..]))
+        .find(|&n| {
+            text.is_char_boundary(text.len() - n) && stop.starts_with(&text[text.len() - n..])
+        })
         .unwrap_or(0)
 }
 
@@ -117,7 +124,10 @@ mod tests {
 
     #[test]
     fn a_stop_sequence_across_pieces_ends_the_text_before_it() {
-        assert_eq!(run(&["</s>"], &[b"hello <", b"/", b"s> more"]), ("hello ".into(), true));
+        assert_eq!(
+            run(&["</s>"], &[b"hello <", b"/", b"s> more"]),
+            ("hello ".into(), true)
+        );
     }
 
     #[test]

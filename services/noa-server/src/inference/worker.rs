@@ -38,10 +38,15 @@ pub(super) fn run(
         Ok(loaded) => loaded,
         Err(error) => {
             tracing::error!(model = %path.display(), "cannot load the model: {error}");
-            set(ModelState::Failed { name, error: error.clone() });
+            set(ModelState::Failed {
+                name,
+                error: error.clone(),
+            });
             // Requests queued during the load learn why.
             while let Some(job) = queue.blocking_recv() {
-                let _ = job.events.blocking_send(Err(GenerateError::ModelFailed(error.clone())));
+                let _ = job
+                    .events
+                    .blocking_send(Err(GenerateError::ModelFailed(error.clone())));
             }
             return;
         }
@@ -49,9 +54,14 @@ pub(super) fn run(
     let mut session = match Session::new(&backend, &model, &config) {
         Ok(session) => session,
         Err(error) => {
-            set(ModelState::Failed { name, error: error.clone() });
+            set(ModelState::Failed {
+                name,
+                error: error.clone(),
+            });
             while let Some(job) = queue.blocking_recv() {
-                let _ = job.events.blocking_send(Err(GenerateError::ModelFailed(error.clone())));
+                let _ = job
+                    .events
+                    .blocking_send(Err(GenerateError::ModelFailed(error.clone())));
             }
             return;
         }
@@ -126,8 +136,12 @@ impl<'m> Session<'m> {
     fn warm_up(&mut self) -> Result<(), String> {
         let token = self.model.vocab().bos();
         self.batch.clear();
-        self.batch.add(token, 0, &[0], true).map_err(|e| e.to_string())?;
-        self.context.decode(&mut self.batch).map_err(|e| format!("warm-up failed: {e}"))?;
+        self.batch
+            .add(token, 0, &[0], true)
+            .map_err(|e| e.to_string())?;
+        self.context
+            .decode(&mut self.batch)
+            .map_err(|e| format!("warm-up failed: {e}"))?;
         self.context.clear_kv_cache();
         Ok(())
     }
@@ -136,10 +150,9 @@ impl<'m> Session<'m> {
         match prompt {
             Prompt::Text(text) => Ok(text.clone()),
             Prompt::Chat(messages) => {
-                let template = self
-                    .model
-                    .chat_template(None)
-                    .map_err(|e| GenerateError::Internal(format!("the model has no chat template: {e}")))?;
+                let template = self.model.chat_template(None).map_err(|e| {
+                    GenerateError::Internal(format!("the model has no chat template: {e}"))
+                })?;
                 let chat = messages
                     .iter()
                     .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
@@ -147,7 +160,9 @@ impl<'m> Session<'m> {
                     .map_err(|e| GenerateError::Internal(format!("bad message: {e}")))?;
                 self.model
                     .apply_chat_template(&template, &chat, true)
-                    .map_err(|e| GenerateError::Internal(format!("cannot apply the chat template: {e}")))
+                    .map_err(|e| {
+                        GenerateError::Internal(format!("cannot apply the chat template: {e}"))
+                    })
             }
         }
     }
@@ -173,20 +188,30 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
-    fn generate(&mut self, request: &GenerateRequest, events: &Events) -> Result<(), GenerateError> {
+    fn generate(
+        &mut self,
+        request: &GenerateRequest,
+        events: &Events,
+    ) -> Result<(), GenerateError> {
         let text = self.prompt_text(&request.prompt)?;
         let vocab = self.model.vocab();
         let tokens = vocab.tokenize(text.as_bytes(), true, true);
         let context = self.context.n_ctx();
         if tokens.is_empty() || tokens.len() >= context as usize {
-            return Err(GenerateError::PromptTooLong { tokens: tokens.len(), context });
+            return Err(GenerateError::PromptTooLong {
+                tokens: tokens.len(),
+                context,
+            });
         }
         self.read_prompt(&tokens)?;
         let mut sampler = sampler(&request.sampling);
         let mut stream = TextStream::new(request.stop.clone());
         let room = context as usize - tokens.len();
         let budget = (request.max_tokens as usize).min(room);
-        let mut usage = Usage { prompt_tokens: tokens.len() as u32, completion_tokens: 0 };
+        let mut usage = Usage {
+            prompt_tokens: tokens.len() as u32,
+            completion_tokens: 0,
+        };
         let mut position = tokens.len() as i32;
         let mut reason = FinishReason::Length;
         let send = |event: Event| events.blocking_send(Ok(event)).is_ok();

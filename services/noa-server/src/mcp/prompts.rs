@@ -21,7 +21,10 @@ pub struct TaskArgs {
 
 #[prompt_router(vis = "pub(super)")]
 impl NoaMcp {
-    #[prompt(name = "summarize_file", description = "Summarize a file of the workspace.")]
+    #[prompt(
+        name = "summarize_file",
+        description = "Summarize a file of the workspace."
+    )]
     async fn summarize_file(&self, Parameters(args): Parameters<FileArgs>) -> Vec<PromptMessage> {
         let body = match self.workspace.read_text(&args.path) {
             Ok(text) => text,
@@ -29,11 +32,17 @@ impl NoaMcp {
         };
         vec![PromptMessage::new_text(
             Role::User,
-            format!("Summarize this file, `{}`, in a few sentences:\n\n{body}", args.path),
+            format!(
+                "Summarize this file, `{}`, in a few sentences:\n\n{body}",
+                args.path
+            ),
         )]
     }
 
-    #[prompt(name = "python_task", description = "Solve a task by writing Python and running it with run_python.")]
+    #[prompt(
+        name = "python_task",
+        description = "Solve a task by writing Python and running it with run_python."
+    )]
     async fn python_task(&self, Parameters(args): Parameters<TaskArgs>) -> Vec<PromptMessage> {
         vec![PromptMessage::new_text(
             Role::User,

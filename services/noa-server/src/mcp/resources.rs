@@ -25,9 +25,9 @@ pub fn list(workspace: &Workspace) -> ListResourcesResult {
 
 pub fn read(workspace: &Workspace, uri_text: &str) -> Result<ReadResourceResult, ErrorData> {
     let prefix = format!("file://{}/", workspace.root().display());
-    let relative = uri_text
-        .strip_prefix(&prefix)
-        .ok_or_else(|| ErrorData::resource_not_found(format!("no such resource: {uri_text}"), None))?;
+    let relative = uri_text.strip_prefix(&prefix).ok_or_else(|| {
+        ErrorData::resource_not_found(format!("no such resource: {uri_text}"), None)
+    })?;
     let text = workspace.read_text(relative).map_err(|error| match error {
         crate::workspace::WorkspaceError::NotFound(_) => {
             ErrorData::resource_not_found(format!("no such resource: {uri_text}"), None)
@@ -35,7 +35,10 @@ pub fn read(workspace: &Workspace, uri_text: &str) -> Result<ReadResourceResult,
         other => ErrorData::invalid_params(other.to_string(), None),
     })?;
     let mut contents = ResourceContents::text(text, uri_text);
-    if let ResourceContents::TextResourceContents { mime_type: kind, .. } = &mut contents {
+    if let ResourceContents::TextResourceContents {
+        mime_type: kind, ..
+    } = &mut contents
+    {
         *kind = Some(mime_type(relative).into());
     }
     Ok(ReadResourceResult::new(vec![contents]))

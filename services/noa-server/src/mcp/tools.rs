@@ -109,22 +109,37 @@ impl NoaMcp {
 
 #[tool_router(vis = "pub(super)")]
 impl NoaMcp {
-    #[tool(description = "Generate text with the local language model (SmolLM2 by default). \
-        Waits while the model is still loading.")]
-    async fn generate(&self, Parameters(args): Parameters<GenerateArgs>) -> Result<CallToolResult, ErrorData> {
+    #[tool(
+        description = "Generate text with the local language model (SmolLM2 by default). \
+        Waits while the model is still loading."
+    )]
+    async fn generate(
+        &self,
+        Parameters(args): Parameters<GenerateArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
         let temperature = args.temperature.unwrap_or(0.7);
         if !(0.0..=2.0).contains(&temperature) {
             return Ok(failed("temperature must be between 0 and 2"));
         }
         let mut messages = Vec::new();
         if let Some(system) = args.system {
-            messages.push(ChatMessage { role: "system".into(), content: system });
+            messages.push(ChatMessage {
+                role: "system".into(),
+                content: system,
+            });
         }
-        messages.push(ChatMessage { role: "user".into(), content: args.prompt });
+        messages.push(ChatMessage {
+            role: "user".into(),
+            content: args.prompt,
+        });
         let request = GenerateRequest {
             prompt: Prompt::Chat(messages),
             max_tokens: args.max_tokens.unwrap_or(256).clamp(1, MAX_GENERATE_TOKENS),
-            sampling: Sampling { temperature, top_p: 0.95, seed: args.seed },
+            sampling: Sampling {
+                temperature,
+                top_p: 0.95,
+                seed: args.seed,
+            },
             stop: Vec::new(),
         };
         Ok(match self.engine.complete(request).await {
@@ -133,10 +148,15 @@ impl NoaMcp {
         })
     }
 
-    #[tool(description = "Run Python 3 code in the guest (python3 -c) in the workspace folder, \
+    #[tool(
+        description = "Run Python 3 code in the guest (python3 -c) in the workspace folder, \
         with limits on CPU time, memory, wall time and output. Returns stdout, stderr and the \
-        exit code.")]
-    async fn run_python(&self, Parameters(args): Parameters<RunPythonArgs>) -> Result<CallToolResult, ErrorData> {
+        exit code."
+    )]
+    async fn run_python(
+        &self,
+        Parameters(args): Parameters<RunPythonArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
         if args.code.len() > MAX_CODE_BYTES {
             return Ok(failed(format!("the code is over {MAX_CODE_BYTES} bytes")));
         }
@@ -145,22 +165,40 @@ impl NoaMcp {
         }
         let argv = vec!["python3".to_string(), "-c".to_string(), args.code];
         let limits = self.limits_for(args.timeout_seconds);
-        Ok(outcome(exec::run(&argv, args.stdin.as_deref(), self.workspace.root(), limits).await))
+        Ok(outcome(
+            exec::run(&argv, args.stdin.as_deref(), self.workspace.root(), limits).await,
+        ))
     }
 
-    #[tool(description = "Run a command (an argv list, no shell) in the guest in the workspace \
+    #[tool(
+        description = "Run a command (an argv list, no shell) in the guest in the workspace \
         folder, with limits on CPU time, memory, wall time and output. Returns stdout, stderr \
-        and the exit code.")]
-    async fn run_command(&self, Parameters(args): Parameters<RunCommandArgs>) -> Result<CallToolResult, ErrorData> {
+        and the exit code."
+    )]
+    async fn run_command(
+        &self,
+        Parameters(args): Parameters<RunCommandArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
         if args.argv.iter().any(|a| a.contains('\0')) {
             return Ok(failed("an argument contains a NUL byte"));
         }
         let limits = self.limits_for(args.timeout_seconds);
-        Ok(outcome(exec::run(&args.argv, args.stdin.as_deref(), self.workspace.root(), limits).await))
+        Ok(outcome(
+            exec::run(
+                &args.argv,
+                args.stdin.as_deref(),
+                self.workspace.root(),
+                limits,
+            )
+            .await,
+        ))
     }
 
     #[tool(description = "Read a UTF-8 text file from the workspace (at most 1 MiB).")]
-    async fn read_file(&self, Parameters(args): Parameters<PathArgs>) -> Result<CallToolResult, ErrorData> {
+    async fn read_file(
+        &self,
+        Parameters(args): Parameters<PathArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
         Ok(match self.workspace.read_text(&args.path) {
             Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
             Err(error) => failed(error.to_string()),
@@ -168,19 +206,30 @@ impl NoaMcp {
     }
 
     #[tool(description = "Write a UTF-8 text file in the workspace (replacing it; at most 1 MiB).")]
-    async fn write_file(&self, Parameters(args): Parameters<WriteFileArgs>) -> Result<CallToolResult, ErrorData> {
+    async fn write_file(
+        &self,
+        Parameters(args): Parameters<WriteFileArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
         let create_dirs = args.create_dirs.unwrap_or(true);
-        Ok(match self.workspace.write_text(&args.path, &args.content, create_dirs) {
-            Ok(bytes) => CallToolResult::success(vec![ContentBlock::text(format!(
-                "wrote {bytes} bytes to {}",
-                args.path
-            ))]),
-            Err(error) => failed(error.to_string()),
-        })
+        Ok(
+            match self
+                .workspace
+                .write_text(&args.path, &args.content, create_dirs)
+            {
+                Ok(bytes) => CallToolResult::success(vec![ContentBlock::text(format!(
+                    "wrote {bytes} bytes to {}",
+                    args.path
+                ))]),
+                Err(error) => failed(error.to_string()),
+            },
+        )
     }
 
     #[tool(description = "List a folder of the workspace: name, kind and size of each entry.")]
-    async fn list_dir(&self, Parameters(args): Parameters<ListDirArgs>) -> Result<CallToolResult, ErrorData> {
+    async fn list_dir(
+        &self,
+        Parameters(args): Parameters<ListDirArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
         let path = args.path.unwrap_or_else(|| ".".into());
         Ok(match self.workspace.list(&path) {
             Ok(entries) => CallToolResult::structured(serde_json::json!({ "entries": entries })),

@@ -27,7 +27,13 @@ impl ApiError {
     }
 
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into(), kind, param: None, code: None }
+        ApiError {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+        }
     }
 
     pub fn body(&self) -> serde_json::Value {
@@ -60,7 +66,9 @@ impl From<GenerateError> for ApiError {
                 code: Some("context_length_exceeded"),
                 ..ApiError::invalid(message, Some("messages"))
             },
-            GenerateError::Busy => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message),
+            GenerateError::Busy => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message)
+            }
             GenerateError::ModelFailed(_) | GenerateError::Internal(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
             }
@@ -72,16 +80,20 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> ApiError {
         // OpenAI answers 400 for syntax and shape errors alike (axum says 422 for the latter).
         let (status, message) = match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large".to_string())
-            }
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large".to_string(),
+            ),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "send the body as JSON with Content-Type: application/json".to_string(),
             ),
             _ => (
                 StatusCode::BAD_REQUEST,
-                format!("the body is not valid JSON for this request: {}", rejection.body_text()),
+                format!(
+                    "the body is not valid JSON for this request: {}",
+                    rejection.body_text()
+                ),
             ),
         };
         ApiError::new(status, "invalid_request_error", message)

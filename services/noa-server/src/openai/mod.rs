@@ -57,7 +57,9 @@ async fn models(State(engine): State<Engine>) -> Json<Value> {
     let data: Vec<Value> = engine
         .model_id()
         .into_iter()
-        .map(|id| json!({ "id": id, "object": "model", "created": started_at(), "owned_by": "noa" }))
+        .map(
+            |id| json!({ "id": id, "object": "model", "created": started_at(), "owned_by": "noa" }),
+        )
         .collect();
     Json(json!({ "object": "list", "data": data }))
 }
@@ -71,12 +73,22 @@ async fn completions(
         return Err(ApiError::invalid("give exactly one prompt", Some("prompt")));
     }
     let stream = request.sampling.stream;
-    let include_usage = request.sampling.stream_options.as_ref().is_some_and(|o| o.include_usage);
-    let generate = request_from(Prompt::Text(prompts.remove(0)), request.sampling, DEFAULT_COMPLETION_TOKENS)?;
+    let include_usage = request
+        .sampling
+        .stream_options
+        .as_ref()
+        .is_some_and(|o| o.include_usage);
+    let generate = request_from(
+        Prompt::Text(prompts.remove(0)),
+        request.sampling,
+        DEFAULT_COMPLETION_TOKENS,
+    )?;
     let reply = Reply::new("cmpl", &engine, request.model);
     let events = engine.generate(generate)?;
     if stream {
-        return Ok(reply.stream(events, Kind::Completion, include_usage).into_response());
+        return Ok(reply
+            .stream(events, Kind::Completion, include_usage)
+            .into_response());
     }
     let (text, finish, usage) = collect(events).await?;
     Ok(Json(json!({
@@ -96,12 +108,18 @@ async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let messages = chat_messages(request.messages)?;
     let stream = request.sampling.stream;
-    let include_usage = request.sampling.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    let include_usage = request
+        .sampling
+        .stream_options
+        .as_ref()
+        .is_some_and(|o| o.include_usage);
     let generate = request_from(Prompt::Chat(messages), request.sampling, MAX_TOKENS)?;
     let reply = Reply::new("chatcmpl", &engine, request.model);
     let events = engine.generate(generate)?;
     if stream {
-        return Ok(reply.stream(events, Kind::Chat, include_usage).into_response());
+        return Ok(reply
+            .stream(events, Kind::Chat, include_usage)
+            .into_response());
     }
     let (text, finish, usage) = collect(events).await?;
     Ok(Json(json!({
@@ -122,7 +140,10 @@ async fn chat_completions(
 
 fn chat_messages(messages: Vec<types::Message>) -> Result<Vec<ChatMessage>, ApiError> {
     if messages.is_empty() {
-        return Err(ApiError::invalid("messages must not be empty", Some("messages")));
+        return Err(ApiError::invalid(
+            "messages must not be empty",
+            Some("messages"),
+        ));
     }
     messages
         .into_iter()
@@ -158,25 +179,38 @@ fn chat_messages(messages: Vec<types::Message>) -> Result<Vec<ChatMessage>, ApiE
                     text
                 }
             };
-            Ok(ChatMessage { role: role.into(), content })
+            Ok(ChatMessage {
+                role: role.into(),
+                content,
+            })
         })
         .collect()
 }
 
 /// Checks the sampling fields and makes the request.
-fn request_from(prompt: Prompt, fields: SamplingFields, default_tokens: u32) -> Result<GenerateRequest, ApiError> {
+fn request_from(
+    prompt: Prompt,
+    fields: SamplingFields,
+    default_tokens: u32,
+) -> Result<GenerateRequest, ApiError> {
     if fields.n.is_some_and(|n| n != 1) {
         return Err(ApiError::invalid("only n=1 is supported", Some("n")));
     }
     let temperature = fields.temperature.unwrap_or(1.0);
     if !(0.0..=2.0).contains(&temperature) {
-        return Err(ApiError::invalid("temperature must be between 0 and 2", Some("temperature")));
+        return Err(ApiError::invalid(
+            "temperature must be between 0 and 2",
+            Some("temperature"),
+        ));
     }
     let top_p = fields.top_p.unwrap_or(1.0);
     if !(top_p > 0.0 && top_p <= 1.0) {
         return Err(ApiError::invalid("top_p must be in (0, 1]", Some("top_p")));
     }
-    let max_tokens = fields.max_completion_tokens.or(fields.max_tokens).unwrap_or(default_tokens);
+    let max_tokens = fields
+        .max_completion_tokens
+        .or(fields.max_tokens)
+        .unwrap_or(default_tokens);
     if max_tokens == 0 || max_tokens > MAX_TOKENS {
         return Err(ApiError::invalid(
             format!("max_tokens must be between 1 and {MAX_TOKENS}"),
@@ -185,12 +219,19 @@ fn request_from(prompt: Prompt, fields: SamplingFields, default_tokens: u32) -> 
     }
     let stop = fields.stop.map(|s| s.into_vec()).unwrap_or_default();
     if stop.len() > MAX_STOPS {
-        return Err(ApiError::invalid(format!("at most {MAX_STOPS} stop sequences"), Some("stop")));
+        return Err(ApiError::invalid(
+            format!("at most {MAX_STOPS} stop sequences"),
+            Some("stop"),
+        ));
     }
     Ok(GenerateRequest {
         prompt,
         max_tokens,
-        sampling: Sampling { temperature, top_p, seed: fields.seed.map(|s| s as u32) },
+        sampling: Sampling {
+            temperature,
+            top_p,
+            seed: fields.seed.map(|s| s as u32),
+        },
         stop,
     })
 }
@@ -226,13 +267,22 @@ impl Reply {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let created = now();
         Reply {
-            id: format!("{prefix}-{created:x}{:06x}", NEXT.fetch_add(1, Ordering::Relaxed)),
+            id: format!(
+                "{prefix}-{created:x}{:06x}",
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ),
             created,
             model: engine.model_id().or(asked).unwrap_or_default(),
         }
     }
 
-    fn chunk(&self, kind: Kind, text: Option<&str>, first: bool, finish: Option<FinishReason>) -> Value {
+    fn chunk(
+        &self,
+        kind: Kind,
+        text: Option<&str>,
+        first: bool,
+        finish: Option<FinishReason>,
+    ) -> Value {
         match kind {
             Kind::Completion => json!({
                 "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
@@ -268,7 +318,11 @@ impl Reply {
         tokio::spawn(async move {
             let send = |value: Value| {
                 let out = out.clone();
-                async move { out.send(Ok(SseEvent::default().data(value.to_string()))).await.is_ok() }
+                async move {
+                    out.send(Ok(SseEvent::default().data(value.to_string())))
+                        .await
+                        .is_ok()
+                }
             };
             let mut first = true;
             if matches!(kind, Kind::Chat) {

@@ -46,7 +46,11 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -56,7 +60,13 @@ impl Server {
         let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_noa-server"));
         command
-            .args(["serve", "--listen", &address.to_string(), "--token-file", "/nonexistent"])
+            .args([
+                "serve",
+                "--listen",
+                &address.to_string(),
+                "--token-file",
+                "/nonexistent",
+            ])
             .arg("--workspace")
             .arg(&workspace)
             .arg("--model")
@@ -69,7 +79,11 @@ impl Server {
             command.env(key, value);
         }
         let child = command.spawn().expect("cannot start noa-server");
-        let server = Server { child, address, workspace };
+        let server = Server {
+            child,
+            address,
+            workspace,
+        };
         server.wait_for_health();
         server
     }
@@ -104,12 +118,23 @@ impl Server {
         format!("http://{}{path}", self.address)
     }
 
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         try_request(self.address, method, path, headers, body).expect("the request failed")
     }
 
     pub fn post_json(&self, path: &str, body: &str) -> Reply {
-        self.request("POST", path, &[("Content-Type", "application/json")], body.as_bytes())
+        self.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
     }
 }
 
@@ -133,7 +158,8 @@ impl Reply {
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|line| {
             let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case(name).then(|| value.trim().to_string())
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_string())
         })
     }
 }
@@ -173,7 +199,10 @@ pub fn try_request(
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
     let mut body = raw[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     Ok(Reply { status, head, body })
@@ -182,7 +211,8 @@ pub fn try_request(
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -195,7 +225,9 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 
 /// Runs a client script of tests/clients/ with the test venv's python; returns its output.
 pub fn run_client(script: &str, args: &[&str]) -> Output {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(script);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
     let output = Command::new(python())
         .arg(&path)
         .args(args)
