@@ -318,3 +318,19 @@ fn gone(pid: i32) -> bool {
     }
     false
 }
+
+#[test]
+fn noa_services_off_on_the_kernel_command_line_runs_the_shell_instead() {
+    let dir = scratch("services-off");
+    std::fs::write(dir.join("cmdline"), "console=ttyS0 noa.services=off\n").unwrap();
+    let mut init = Running::start(
+        with_services(&dir, &sh_service("a", "never", "echo service ran"))
+            .env("NOA_CMDLINE", dir.join("cmdline"))
+            .stdin(Stdio::piped()),
+    );
+    init.write_stdin("echo shell ran; exit 6\n");
+    let (code, out, err) = init.finish();
+    assert_eq!((code, out.as_str()), (6, "shell ran\n"), "{err}");
+    assert!(!err.contains("init:"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
