@@ -15,7 +15,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -33,38 +33,13 @@ pub(super) fn run(
     let name = model_name(&path);
     let set = |new: ModelState| *state.lock().unwrap_or_else(|e| e.into_inner()) = new;
     let started = std::time::Instant::now();
-    let loaded = load(&path, &config);
-    let (backend, model) = match loaded {
+    let (backend, model) = match load(&path) {
         Ok(loaded) => loaded,
-        Err(error) => {
-            tracing::error!(model = %path.display(), "cannot load the model: {error}");
-            set(ModelState::Failed {
-                name,
-                error: error.clone(),
-            });
-            // Requests queued during the load learn why.
-            while let Some(job) = queue.blocking_recv() {
-                let _ = job
-                    .events
-                    .blocking_send(Err(GenerateError::ModelFailed(error.clone())));
-            }
-            return;
-        }
+        Err(error) => return refuse_all(&path, name, error, &set, queue),
     };
     let mut session = match Session::new(&backend, &model, &config) {
         Ok(session) => session,
-        Err(error) => {
-            set(ModelState::Failed {
-                name,
-                error: error.clone(),
-            });
-            while let Some(job) = queue.blocking_recv() {
-                let _ = job
-                    .events
-                    .blocking_send(Err(GenerateError::ModelFailed(error.clone())));
-            }
-            return;
-        }
+        Err(error) => return refuse_all(&path, name, error, &set, queue),
     };
     tracing::info!(
         model = %path.display(),
@@ -87,12 +62,30 @@ pub(super) fn run(
     }
 }
 
-fn load(path: &PathBuf, config: &EngineConfig) -> Result<(LlamaBackend, LlamaModel), String> {
+/// The model failed: say so, and answer every request (queued during the load or later) with why.
+fn refuse_all(
+    path: &Path,
+    name: String,
+    error: String,
+    set: &dyn Fn(ModelState),
+    mut queue: mpsc::Receiver<Job>,
+) {
+    tracing::error!(model = %path.display(), "cannot load the model: {error}");
+    set(ModelState::Failed {
+        name,
+        error: error.clone(),
+    });
+    while let Some(job) = queue.blocking_recv() {
+        let refusal = Err(GenerateError::ModelFailed(error.clone()));
+        let _ = job.events.blocking_send(refusal);
+    }
+}
+
+fn load(path: &Path) -> Result<(LlamaBackend, LlamaModel), String> {
     let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
     if !tracing::enabled!(tracing::Level::DEBUG) {
         backend.void_logs();
     }
-    let _ = config;
     // llama.cpp maps the file once (MAP_POPULATE: its pages are touched here, in the
     // background, not on the first request).
     let params = LlamaModelParams::default();
