@@ -66,7 +66,8 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
-    /// Build, then run a benchmark: `boot`, `block`, `net`, `linux` or `python` (see bench/README.md).
+    /// Build, then run a benchmark: `boot`, `block`, `net`, `linux`, `python`, `files`, `http`,
+    /// `llama` or `mcp-start` (see bench/README.md).
     Bench {
         #[arg(default_value = "boot")]
         which: String,
