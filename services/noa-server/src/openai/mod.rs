@@ -72,67 +72,78 @@ async fn completions(
     if prompts.len() != 1 {
         return Err(ApiError::invalid("give exactly one prompt", Some("prompt")));
     }
-    let stream = request.sampling.stream;
-    let include_usage = request
-        .sampling
-        .stream_options
-        .as_ref()
-        .is_some_and(|o| o.include_usage);
-    let generate = request_from(
-        Prompt::Text(prompts.remove(0)),
+    let prompt = Prompt::Text(prompts.remove(0));
+    let tokens = DEFAULT_COMPLETION_TOKENS;
+    answer(
+        &engine,
+        prompt,
         request.sampling,
-        DEFAULT_COMPLETION_TOKENS,
-    )?;
-    let reply = Reply::new("cmpl", &engine, request.model);
-    let events = engine.generate(generate)?;
-    if stream {
-        return Ok(reply
-            .stream(events, Kind::Completion, include_usage)
-            .into_response());
-    }
-    let (text, finish, usage) = collect(events).await?;
-    Ok(Json(json!({
-        "id": reply.id,
-        "object": "text_completion",
-        "created": reply.created,
-        "model": reply.model,
-        "choices": [{ "index": 0, "text": text, "logprobs": null, "finish_reason": finish }],
-        "usage": Usage::from(&usage),
-    }))
-    .into_response())
+        tokens,
+        Kind::Completion,
+        request.model,
+    )
+    .await
 }
 
 async fn chat_completions(
     State(engine): State<Engine>,
     ApiJson(request): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let messages = chat_messages(request.messages)?;
-    let stream = request.sampling.stream;
-    let include_usage = request
-        .sampling
+    let prompt = Prompt::Chat(chat_messages(request.messages)?);
+    answer(
+        &engine,
+        prompt,
+        request.sampling,
+        MAX_TOKENS,
+        Kind::Chat,
+        request.model,
+    )
+    .await
+}
+
+/// What both endpoints do once the prompt is known: check the sampling fields, queue the
+/// request, then stream it or wait for the whole text.
+async fn answer(
+    engine: &Engine,
+    prompt: Prompt,
+    fields: SamplingFields,
+    default_tokens: u32,
+    kind: Kind,
+    model: Option<String>,
+) -> Result<Response, ApiError> {
+    let stream = fields.stream;
+    let include_usage = fields
         .stream_options
         .as_ref()
         .is_some_and(|o| o.include_usage);
-    let generate = request_from(Prompt::Chat(messages), request.sampling, MAX_TOKENS)?;
-    let reply = Reply::new("chatcmpl", &engine, request.model);
+    let generate = request_from(prompt, fields, default_tokens)?;
+    let reply = Reply::new(kind, engine, model);
     let events = engine.generate(generate)?;
     if stream {
-        return Ok(reply
-            .stream(events, Kind::Chat, include_usage)
-            .into_response());
+        return Ok(reply.stream(events, kind, include_usage).into_response());
     }
     let (text, finish, usage) = collect(events).await?;
-    Ok(Json(json!({
-        "id": reply.id,
-        "object": "chat.completion",
-        "created": reply.created,
-        "model": reply.model,
-        "choices": [{
+    let choice = match kind {
+        Kind::Completion => {
+            json!({ "index": 0, "text": text, "logprobs": null, "finish_reason": finish })
+        }
+        Kind::Chat => json!({
             "index": 0,
             "message": { "role": "assistant", "content": text },
             "logprobs": null,
             "finish_reason": finish,
-        }],
+        }),
+    };
+    let object = match kind {
+        Kind::Completion => "text_completion",
+        Kind::Chat => "chat.completion",
+    };
+    Ok(Json(json!({
+        "id": reply.id,
+        "object": object,
+        "created": reply.created,
+        "model": reply.model,
+        "choices": [choice],
         "usage": Usage::from(&usage),
     }))
     .into_response())
@@ -263,9 +274,13 @@ struct Reply {
 }
 
 impl Reply {
-    fn new(prefix: &str, engine: &Engine, asked: Option<String>) -> Reply {
+    fn new(kind: Kind, engine: &Engine, asked: Option<String>) -> Reply {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let created = now();
+        let prefix = match kind {
+            Kind::Completion => "cmpl",
+            Kind::Chat => "chatcmpl",
+        };
         Reply {
             id: format!(
                 "{prefix}-{created:x}{:06x}",
