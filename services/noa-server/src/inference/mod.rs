@@ -193,18 +193,24 @@ impl Engine {
         &self,
         request: GenerateRequest,
     ) -> Result<(String, FinishReason, Usage), GenerateError> {
-        let mut events = self.generate(request)?;
-        let mut text = String::new();
-        while let Some(event) = events.recv().await {
-            match event? {
-                Event::Text(piece) => text.push_str(&piece),
-                Event::Done(reason, usage) => return Ok((text, reason, usage)),
-            }
-        }
-        Err(GenerateError::Internal(
-            "the inference thread stopped mid-request".into(),
-        ))
+        collect(self.generate(request)?).await
     }
+}
+
+/// Waits for a running request's whole text.
+pub async fn collect(
+    mut events: mpsc::Receiver<Result<Event, GenerateError>>,
+) -> Result<(String, FinishReason, Usage), GenerateError> {
+    let mut text = String::new();
+    while let Some(event) = events.recv().await {
+        match event? {
+            Event::Text(piece) => text.push_str(&piece),
+            Event::Done(reason, usage) => return Ok((text, reason, usage)),
+        }
+    }
+    Err(GenerateError::Internal(
+        "the inference thread stopped mid-request".into(),
+    ))
 }
 
 /// A model's name: its file name without `.gguf`.

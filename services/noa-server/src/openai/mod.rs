@@ -122,7 +122,7 @@ async fn answer(
     if stream {
         return Ok(reply.stream(events, kind, include_usage).into_response());
     }
-    let (text, finish, usage) = collect(events).await?;
+    let (text, finish, usage) = crate::inference::collect(events).await?;
     let choice = match kind {
         Kind::Completion => {
             json!({ "index": 0, "text": text, "logprobs": null, "finish_reason": finish })
@@ -245,19 +245,6 @@ fn request_from(
         },
         stop,
     })
-}
-
-async fn collect(
-    mut events: mpsc::Receiver<Result<Event, GenerateError>>,
-) -> Result<(String, FinishReason, crate::inference::Usage), ApiError> {
-    let mut text = String::new();
-    while let Some(event) = events.recv().await {
-        match event? {
-            Event::Text(piece) => text.push_str(&piece),
-            Event::Done(finish, usage) => return Ok((text, finish, usage)),
-        }
-    }
-    Err(GenerateError::Internal("the inference thread stopped mid-request".into()).into())
 }
 
 #[derive(Clone, Copy)]
