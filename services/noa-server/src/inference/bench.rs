@@ -2,13 +2,11 @@
 //! (pp: one batch of N prompt tokens; tg: N single-token decodes), so the same binary can be
 //! timed natively and in the guest with the same thread count. Prints one JSON object.
 
-use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::token::LlamaToken;
-use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Instant;
 
@@ -41,13 +39,14 @@ pub fn run(
     let model = LlamaModel::load_from_file(&backend, model_path, &LlamaModelParams::default())
         .with_context(|| format!("cannot load {}", model_path.display()))?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
-    let threads_i32 = i32::try_from(threads.max(1))?;
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(prompt_tokens + generated_tokens + 16))
-        .with_n_batch(prompt_tokens.max(1))
-        .with_n_threads(threads_i32)
-        .with_n_threads_batch(threads_i32);
-    let mut context = model.new_context(&backend, params)?;
+    let mut context = super::context::new_context(
+        &backend,
+        &model,
+        prompt_tokens + generated_tokens + 16,
+        prompt_tokens.max(1),
+        threads,
+    )
+    .map_err(anyhow::Error::msg)?;
     let vocab_size = model.n_vocab().max(2);
     // Deterministic, varied tokens (llama-bench uses random ones).
     let token = |i: u32| LlamaToken(((i.wrapping_mul(2_654_435_761)) % vocab_size as u32) as i32);

@@ -6,6 +6,7 @@
 //! (its KV cache and compute buffers) is made once and reused: fresh memory costs a first touch
 //! per page in the guest, so nothing large is allocated per request.
 
+mod context;
 mod text;
 mod worker;
 

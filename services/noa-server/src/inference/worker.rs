@@ -7,14 +7,12 @@ use super::{
     Usage, model_name,
 };
 use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -107,15 +105,13 @@ impl<'m> Session<'m> {
         config: &EngineConfig,
     ) -> Result<Session<'m>, String> {
         let context_tokens = config.context_tokens.min(model.n_ctx_train().max(1));
-        let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
-        let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(context_tokens))
-            .with_n_batch(BATCH_TOKENS)
-            .with_n_threads(threads)
-            .with_n_threads_batch(threads);
-        let context = model
-            .new_context(backend, params)
-            .map_err(|e| format!("cannot create a context: {e}"))?;
+        let context = super::context::new_context(
+            backend,
+            model,
+            context_tokens,
+            BATCH_TOKENS,
+            config.threads,
+        )?;
         let mut session = Session {
             model,
             context,
