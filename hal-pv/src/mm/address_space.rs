@@ -112,6 +112,26 @@ fn index(virt: u64, level: u32) -> usize {
     ((virt >> (12 + 9 * level)) & 0x1ff) as usize
 }
 
+/// Writes the present `entry` into `slot`, an entry of one of our tables, and marks its group of
+/// 16 in the table's occupancy summary ([`frames::table_occupancy`]). Caller holds `tables` (or
+/// owns the space alone).
+///
+/// # Safety
+/// `slot` points into a page table of ours, in the direct map.
+unsafe fn set_entry(slot: *mut u64, entry: u64) {
+    // SAFETY: the caller's promise.
+    unsafe { slot.write(entry) };
+    let at = slot as u64;
+    let index = (at & (PAGE_SIZE - 1)) / 8;
+    frames::table_occupancy(super::virt_to_phys(at & !(PAGE_SIZE - 1)))
+        .fetch_or(1 << (index / 16), Ordering::Relaxed);
+}
+
+/// A table's occupancy summary (see [`frames::table_occupancy`]).
+fn occupancy(phys: u64) -> u32 {
+    frames::table_occupancy(PhysAddr(phys)).load(Ordering::Relaxed)
+}
+
 fn is_user_page(va: u64) -> bool {
     va.is_multiple_of(PAGE_SIZE) && va < USER_END
 }
@@ -135,7 +155,7 @@ impl AddressSpace {
         let _guard = space.tables.lock();
         let slot = space.leaf_slot(crate::user::TRAMPOLINE_VA, true)?;
         // SAFETY: a fresh leaf slot of our own tables.
-        unsafe { slot.write(trampoline.0 | PRESENT | USER | FOREIGN) };
+        unsafe { set_entry(slot, trampoline.0 | PRESENT | USER | FOREIGN) };
         drop(_guard);
         Some(space)
     }
@@ -158,7 +178,7 @@ impl AddressSpace {
             }
             let child = frames::alloc_zeroed()?.leak();
             // SAFETY: as above; intermediate entries allow everything, the leaf decides.
-            unsafe { slot.write(child.0 | PRESENT | WRITABLE | USER) };
+            unsafe { set_entry(slot, child.0 | PRESENT | WRITABLE | USER) };
             phys = child.0;
         }
         // SAFETY: a leaf table of ours.
@@ -176,7 +196,7 @@ impl AddressSpace {
         // SAFETY: our leaf slot; the page's reference moves into the table.
         let old = unsafe { slot.read() };
         // SAFETY: as above.
-        unsafe { slot.write(page.into_raw().0 | flags.to_pte()) };
+        unsafe { set_entry(slot, page.into_raw().0 | flags.to_pte()) };
         drop(guard);
         if old & PRESENT != 0 {
             let mut released = Vec::new();
@@ -218,7 +238,7 @@ impl AddressSpace {
                 break;
             }
             // SAFETY: as above; the page's reference moves into the table.
-            unsafe { here.write(page.into_raw().0 | flags.to_pte()) };
+            unsafe { set_entry(here, page.into_raw().0 | flags.to_pte()) };
             mapped += 1;
         }
         Ok(mapped)
@@ -296,6 +316,24 @@ impl AddressSpace {
         {
             let _parent = self.tables.lock();
             let _child = child.tables.lock();
+            // The child's leaf table of the last 2 MiB region copied: leaves come in address
+            // order, so one walk of the child's tables per leaf table rather than per page.
+            let mut child_leaves: Option<(u64, *mut u64)> = None;
+            let mut child_slot_of = |va: u64| -> Option<*mut u64> {
+                let region = va >> 21;
+                let table = match child_leaves {
+                    Some((at, table)) if at == region => table,
+                    _ => {
+                        let slot = child.leaf_slot(va, true)?;
+                        // SAFETY: back from the slot to the start of its leaf table.
+                        let table = unsafe { slot.sub(index(va, 0)) };
+                        child_leaves = Some((region, table));
+                        table
+                    }
+                };
+                // SAFETY: index < 512, inside that leaf table.
+                Some(unsafe { table.add(index(va, 0)) })
+            };
             self.for_each_present(0, USER_END, |va, slot| {
                 if out_of_memory {
                     return;
@@ -310,12 +348,12 @@ impl AddressSpace {
                     let page = unsafe { Page::from_raw(PhysAddr(entry & ADDR_MASK)) };
                     let copy = page.duplicate();
                     let _ = page.into_raw();
-                    let (Some(copy), Some(child_slot)) = (copy, child.leaf_slot(va, true)) else {
+                    let (Some(copy), Some(child_slot)) = (copy, child_slot_of(va)) else {
                         out_of_memory = true;
                         return;
                     };
                     // SAFETY: the child's fresh leaf slot takes the copy's reference.
-                    unsafe { child_slot.write(copy.into_raw().0 | (entry & !ADDR_MASK)) };
+                    unsafe { set_entry(child_slot, copy.into_raw().0 | (entry & !ADDR_MASK)) };
                     return;
                 }
                 if entry & WRITABLE != 0 && entry & SHARED == 0 {
@@ -324,7 +362,7 @@ impl AddressSpace {
                     unsafe { slot.write(entry) };
                     narrowed = true;
                 }
-                let Some(child_slot) = child.leaf_slot(va, true) else {
+                let Some(child_slot) = child_slot_of(va) else {
                     out_of_memory = true;
                     return;
                 };
@@ -333,7 +371,7 @@ impl AddressSpace {
                 let extra = page.clone();
                 let _ = page.into_raw();
                 // SAFETY: the child's fresh leaf slot.
-                unsafe { child_slot.write(extra.into_raw().0 | (entry & !ADDR_MASK)) };
+                unsafe { set_entry(child_slot, extra.into_raw().0 | (entry & !ADDR_MASK)) };
             });
         }
         if narrowed {
@@ -511,7 +549,7 @@ fn walk(phys: u64, level: u32, base: u64, start: u64, end: u64, f: &mut impl FnM
     // SAFETY: one of our tables, 512 entries; read through a shared view, leaves written only
     // through their slot pointers by `f`.
     let entries = unsafe { core::slice::from_raw_parts(table_ptr as *const u64, 512) };
-    for_present(entries, first..last.max(first), |i, entry| {
+    for_present(entries, occupancy(phys), first..last.max(first), |i, entry| {
         let va = base + i as u64 * span;
         if level == 0 {
             // SAFETY: i < 512.
@@ -522,25 +560,31 @@ fn walk(phys: u64, level: u32, base: u64, start: u64, end: u64, f: &mut impl FnM
     });
 }
 
-/// Calls `f(index, entry)` for each present entry of `entries[range]`. Tables are mostly empty
-/// and every ring-0 instruction is emulated on PVM hosts: empty stretches are skipped eight
-/// entries (one OR chain) at a time.
-fn for_present(entries: &[u64], range: core::ops::Range<usize>, mut f: impl FnMut(usize, u64)) {
-    let mut i = range.start;
-    while i < range.end {
-        if i.is_multiple_of(8) && i + 8 <= range.end {
-            let group = &entries[i..i + 8];
-            let any = group.iter().fold(0, |acc, e| acc | e);
-            if any & PRESENT == 0 {
-                i += 8;
-                continue;
+/// Calls `f(index, entry)` for each present entry of `entries[range]`, looking only at the groups
+/// of 16 that the table's `occupied` summary marks: tables are mostly empty, and every ring-0
+/// instruction is emulated on PVM hosts.
+fn for_present(
+    entries: &[u64],
+    occupied: u32,
+    range: core::ops::Range<usize>,
+    mut f: impl FnMut(usize, u64),
+) {
+    if range.start >= range.end {
+        return;
+    }
+    let (first, last) = (range.start / 16, (range.end - 1) / 16);
+    // Groups first..=last (last <= 31).
+    let in_range = (u32::MAX >> (31 - last)) & (u32::MAX << first);
+    let mut groups = occupied & in_range;
+    while groups != 0 {
+        let group = groups.trailing_zeros() as usize;
+        groups &= groups - 1;
+        for i in (group * 16).max(range.start)..(group * 16 + 16).min(range.end) {
+            let entry = entries[i];
+            if entry & PRESENT != 0 {
+                f(i, entry);
             }
         }
-        let entry = entries[i];
-        if entry & PRESENT != 0 {
-            f(i, entry);
-        }
-        i += 1;
     }
 }
 
@@ -557,16 +601,18 @@ impl Drop for AddressSpace {
         fn free_level(phys: u64, level: u32, range: core::ops::Range<usize>) {
             // SAFETY: one of our tables, being torn down; nothing else uses it.
             let entries = unsafe { core::slice::from_raw_parts(table(phys) as *const u64, 512) };
-            for_present(entries, range, |_, entry| {
+            for_present(entries, occupancy(phys), range, |_, entry| {
                 if level == 0 {
                     drop(release(entry));
                 } else {
                     free_level(entry & ADDR_MASK, level - 1, 0..512);
+                    frames::clear_table_occupancy(PhysAddr(entry & ADDR_MASK));
                     frames::free_raw(PhysAddr(entry & ADDR_MASK));
                 }
             });
         }
         free_level(self.root.0, 3, 0..256);
+        frames::clear_table_occupancy(self.root);
         frames::free_raw(self.root);
     }
 }

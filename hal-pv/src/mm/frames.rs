@@ -253,6 +253,21 @@ fn refcount(phys: PhysAddr) -> &'static core::sync::atomic::AtomicU32 {
     &refcounts()[(phys.0 / PAGE_SIZE) as usize]
 }
 
+/// The occupancy summary of a page-table frame, kept in the frame's reference-count slot (a table
+/// is never a counted [`Page`], so the slot is free while the frame is a table): bit `k` set means
+/// entries `16k..16k+16` may hold something. Teardown, fork and unmap then look only at those
+/// groups instead of all 512 entries — in emulated ring 0 a full scan of a mostly empty table costs
+/// more than a thousand instructions. The owner must [`clear_table_occupancy`] before freeing.
+pub(crate) fn table_occupancy(table: PhysAddr) -> &'static core::sync::atomic::AtomicU32 {
+    refcount(table)
+}
+
+/// Gives a page-table frame's slot back its meaning as a reference count (zero), before the frame
+/// is freed.
+pub(crate) fn clear_table_occupancy(table: PhysAddr) {
+    refcount(table).store(0, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// A page of RAM that may be shared (mapped in several address spaces, copy-on-write): a counted
 /// reference to a frame. The frame goes back to the allocator with the last reference.
 ///
