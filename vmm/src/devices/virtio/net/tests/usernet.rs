@@ -6,7 +6,7 @@ use super::guest::{Guest, tcp_socket, test_data};
 use crate::devices::virtio::VirtioDevice;
 use crate::devices::virtio::net::frame::{BACKLOG_FRAMES, HEADER_LEN, MAX_FRAME};
 use crate::devices::virtio::net::usernet::dns::tests::{parse_answer, query_message};
-use crate::devices::virtio::net::usernet::{DNS, GATEWAY, GUEST, ROUTER_MAC};
+use crate::devices::virtio::net::usernet::{Config, DNS, GATEWAY, GUEST, ROUTER_MAC};
 use crate::devices::virtio::net::{DEFAULT_MAC, Net, NetError, NetMode, Publish};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::{dhcpv4, tcp, udp};
@@ -162,6 +162,88 @@ fn net_user_publish_forwards_host_connections_to_the_guest() {
         client.is_finished().then_some(())
     });
     assert_eq!(client.join().unwrap(), b"pong from the guest");
+    guest.run_until("the router to forget the connection", |g| {
+        (open_connections(&g.net) == 0).then_some(())
+    });
+}
+
+/// A host client that connects to a published port, sends `request`, and reads the reply to
+/// the end: the reply, or the error that ended it.
+fn published_client(
+    host_addr: std::net::SocketAddr,
+    request: &'static [u8],
+) -> std::thread::JoinHandle<std::io::Result<Vec<u8>>> {
+    std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(host_addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        stream.write_all(request)?;
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply)?;
+        Ok(reply)
+    })
+}
+
+#[test]
+fn net_user_publish_dials_again_until_the_guest_listens() {
+    let publish: Publish = "0:8080".parse().unwrap();
+    let mut guest = Guest::user(vec![publish]);
+    let (_, host_addr) = guest.net.published()[0];
+    let client = published_client(host_addr, b"early");
+
+    // Nothing listens yet: the guest's stack refuses the router's SYNs for a while.
+    let quiet = Instant::now() + Duration::from_millis(300);
+    guest.run_until("300 ms without a listener", |_| {
+        (Instant::now() > quiet).then_some(())
+    });
+    assert!(!client.is_finished(), "the host client was cut off");
+    assert_eq!(open_connections(&guest.net), 1, "the connection is kept");
+
+    let listener = guest.sockets.add(tcp_socket());
+    guest.tcp(listener).listen(8080).unwrap();
+    let mut request = Vec::new();
+    guest.run_until("the early request", |g| {
+        let s = g.tcp(listener);
+        if s.can_recv() {
+            s.recv(|b| {
+                request.extend_from_slice(b);
+                (b.len(), ())
+            })
+            .unwrap();
+        }
+        (request.len() == 5).then_some(())
+    });
+    assert_eq!(request, b"early");
+    guest.tcp(listener).send_slice(b"served").unwrap();
+    guest.tcp(listener).close();
+    guest.run_until("the host to get the reply", |_| {
+        client.is_finished().then_some(())
+    });
+    assert_eq!(client.join().unwrap().unwrap(), b"served");
+}
+
+#[test]
+fn net_user_publish_gives_up_on_a_port_nothing_listens_on() {
+    let publish: Publish = "0:8080".parse().unwrap();
+    let config = Config {
+        published_redial: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let mut guest = Guest::user_with(&[publish], config);
+    let (_, host_addr) = guest.net.published()[0];
+    let started = Instant::now();
+    let client = published_client(host_addr, b"anyone?");
+    guest.run_until("the host client to be turned away", |_| {
+        client.is_finished().then_some(())
+    });
+    let waited = started.elapsed();
+    match client.join().unwrap() {
+        Ok(reply) => assert!(reply.is_empty(), "a reply from nowhere: {reply:?}"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    assert!(
+        waited >= Duration::from_millis(250),
+        "turned away after {waited:?}, before the window closed"
+    );
     guest.run_until("the router to forget the connection", |g| {
         (open_connections(&g.net) == 0).then_some(())
     });

@@ -37,6 +37,10 @@ pub struct Config {
     pub host_connect: HostConnect,
     /// Names other than `host.internal`: the host's `getaddrinfo` by default.
     pub resolver: Resolver,
+    /// A published connection that the guest refuses before it ever got through (nothing
+    /// listens there yet: the guest is still booting) is dialled again, with a growing pause,
+    /// for this long before the host side is reset. Zero resets it at once.
+    pub published_redial: Duration,
     /// Seeds smoltcp's initial sequence numbers (None: random), for reproducible runs.
     pub random_seed: Option<u64>,
 }
@@ -51,6 +55,7 @@ impl Default for Config {
             lookup_timeout: Duration::from_secs(5),
             host_connect: Arc::new(|port| Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))),
             resolver: Arc::new(host_lookup),
+            published_redial: Duration::from_secs(5),
             random_seed: None,
         }
     }
@@ -64,6 +69,7 @@ impl fmt::Debug for Config {
             .field("keep_alive", &self.keep_alive)
             .field("half_closed_timeout", &self.half_closed_timeout)
             .field("lookup_timeout", &self.lookup_timeout)
+            .field("published_redial", &self.published_redial)
             .field("random_seed", &self.random_seed)
             .finish_non_exhaustive()
     }

@@ -45,7 +45,7 @@ use dns::Dns;
 use event_manager::EventSet;
 use forward::Forwards;
 use link::Link;
-use proxy::{ConnKey, MAX_CONNECTIONS};
+use proxy::{ConnKey, MAX_CONNECTIONS, Redial};
 use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{
@@ -407,13 +407,25 @@ impl UserNet {
             }
             let handle = self.sockets.add(socket);
             let now = self.now();
-            self.conns.add(
-                ConnKey::Published { local_port },
-                handle,
-                stream,
-                &self.epoll,
-                now,
-            );
+            let key = ConnKey::Published { local_port };
+            self.conns.add(key, handle, stream, &self.epoll, now);
+            let window = proxy::duration(self.config.published_redial);
+            self.conns
+                .set_redial(key, Redial::new(remote.into(), local, now, window));
+        }
+    }
+
+    /// Dials again the refused published connections whose pause is over.
+    fn redial_published(&mut self, now: smoltcp::time::Instant) {
+        let due = self.conns.due_redials(now);
+        for (handle, redial) in &due {
+            let socket = self.sockets.get_mut::<tcp::Socket>(*handle);
+            if let Err(e) = socket.connect(self.iface.context(), redial.remote, redial.local) {
+                tracing::debug!("usernet: cannot dial {} again: {e:?}", redial.remote);
+            }
+        }
+        if !due.is_empty() {
+            self.poll_iface();
         }
     }
 
@@ -465,6 +477,7 @@ impl UserNet {
         self.poll_iface();
         let now = self.now();
         self.conns.reap(&mut self.sockets, &self.epoll, now);
+        self.redial_published(now);
         let now = self.host_now();
         for connecting in self.nat.expire(now, &self.epoll) {
             tracing::debug!("usernet: {:?}: host connect timed out", connecting.key);

@@ -12,6 +12,15 @@
 //! guest waits. Closes pass through both ways (a FIN becomes `shutdown(Write)` and EOF becomes a
 //! FIN); a reset or error on one side aborts the other.
 //!
+//! A published connection that the guest refuses before it ever got through (nothing listens
+//! there yet: the guest is still booting) is not reset at once: the router dials again after a
+//! pause that doubles from [`REDIAL_FIRST`] to [`REDIAL_MAX`], for the [`Config`]'s
+//! `published_redial`, and the host client just waits. A client polling a port while the guest
+//! boots then costs the guest one refused SYN per pause, not one per attempt: every refusal is
+//! an interrupt and a trip through the guest's network stack, which on PVM hosts (ring 0
+//! emulated) costs milliseconds, and a client retrying at once could keep the guest from ever
+//! getting to its `listen`.
+//!
 //! Clean-up: a connection is [finished](Conn::finished) once its guest side is closed (a RST
 //! either way, or the close handshake done), and its host socket is closed with it (with a RST
 //! unless the guest closed cleanly). What would otherwise stay forever is timed out
@@ -24,6 +33,7 @@ use super::config::Config;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
@@ -33,6 +43,10 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 pub const MAX_CONNECTIONS: usize = 256;
 /// Each direction of each connection buffers this much inside smoltcp.
 pub const SOCKET_BUFFER: usize = 64 * 1024;
+/// The first pause before a refused published connection is dialled again.
+pub const REDIAL_FIRST: Duration = Duration::from_millis(5);
+/// The longest pause between two dials of a refused published connection.
+pub const REDIAL_MAX: Duration = Duration::from_millis(200);
 
 /// `std` to smoltcp durations.
 pub fn duration(d: std::time::Duration) -> Duration {
@@ -82,6 +96,31 @@ impl Timeouts {
     }
 }
 
+/// A published connection's dial into the guest, repeated while the guest refuses it (see the
+/// module doc).
+#[derive(Debug, Clone, Copy)]
+pub struct Redial {
+    pub remote: IpEndpoint,
+    pub local: IpListenEndpoint,
+    /// When to dial again; None while a dial is in flight.
+    due: Option<Instant>,
+    pause: Duration,
+    give_up: Instant,
+}
+
+impl Redial {
+    /// A dial from `local` to `remote` made at `now`, repeated until `now + window`.
+    pub fn new(remote: IpEndpoint, local: IpListenEndpoint, now: Instant, window: Duration) -> Self {
+        Redial {
+            remote,
+            local,
+            due: None,
+            pause: REDIAL_FIRST,
+            give_up: now + window,
+        }
+    }
+}
+
 /// What [`Conn::expire`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {
@@ -120,6 +159,8 @@ pub struct Conn {
     last_state: tcp::State,
     /// When the guest last sent a segment for this connection (or it was opened).
     last_heard: Instant,
+    /// A published connection's dial, repeated while the guest refuses it.
+    redial: Option<Redial>,
 }
 
 impl Conn {
@@ -148,6 +189,7 @@ impl Conn {
             last_progress: now,
             last_state: tcp::State::Closed,
             last_heard: now,
+            redial: None,
         };
         let event = EpollEvent::new(EventSet::empty(), token);
         match epoll.ctl(ControlOperation::Add, conn.stream.as_raw_fd(), event) {
@@ -155,6 +197,48 @@ impl Conn {
             Err(e) => tracing::warn!("usernet: cannot watch a host socket: {e}"),
         }
         conn
+    }
+
+    /// Dials `redial`'s way again while the guest refuses (a published connection).
+    pub fn set_redial(&mut self, redial: Redial) {
+        self.redial = Some(redial);
+    }
+
+    /// A finished connection that is to be dialled again rather than closed: the guest refused
+    /// a published connection that never got through, its host client is still there, and the
+    /// window is open. Schedules the next dial (if none is) and says yes.
+    pub fn keep_for_redial(&mut self, socket: &tcp::Socket<'_>, now: Instant) -> bool {
+        let Some(redial) = &mut self.redial else {
+            return false;
+        };
+        if self.established
+            || self.host_dead
+            || self.unwatched
+            || self.host_eof
+            || socket.state() != tcp::State::Closed
+        {
+            return false;
+        }
+        if redial.due.is_some() {
+            return true;
+        }
+        if now >= redial.give_up {
+            return false;
+        }
+        // The last dial is at the end of the window.
+        redial.due = Some((now + redial.pause).min(redial.give_up));
+        redial.pause = (redial.pause * 2).min(REDIAL_MAX);
+        true
+    }
+
+    /// The dial to make now, if one is due: it is then in flight.
+    pub fn due_redial(&mut self, now: Instant) -> Option<Redial> {
+        let redial = self.redial.as_mut()?;
+        if redial.due.is_some_and(|due| due <= now) {
+            redial.due = None;
+            return Some(*redial);
+        }
+        None
     }
 
     /// The guest sent a segment for this connection.
@@ -249,10 +333,14 @@ impl Conn {
     /// When [`expire`](Self::expire) has something to do next.
     pub fn deadline(&self, socket: &tcp::Socket<'_>, timeouts: Timeouts) -> Instant {
         let silent = self.last_heard + timeouts.guest_silent;
-        if self.half_closed(socket) {
+        let deadline = if self.half_closed(socket) {
             silent.min(self.last_progress + timeouts.half_closed)
         } else {
             silent
+        };
+        match self.redial.and_then(|r| r.due) {
+            Some(due) => deadline.min(due),
+            None => deadline,
         }
     }
 

@@ -4,7 +4,7 @@
 //! time-outs are applied, and the epoll interest of the rest follows what they can use.
 
 use super::config::Config;
-use super::proxy::{Conn, ConnKey, Expiry, Timeouts};
+use super::proxy::{Conn, ConnKey, Expiry, Redial, Timeouts};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
@@ -71,6 +71,21 @@ impl Connections {
         self.conns.insert(id, conn);
     }
 
+    /// Connection `key` dials the guest again while the guest refuses it (a published one).
+    pub fn set_redial(&mut self, key: ConnKey, redial: Redial) {
+        if let Some(conn) = self.by_key.get(&key).and_then(|id| self.conns.get_mut(id)) {
+            conn.set_redial(redial);
+        }
+    }
+
+    /// The dials due at `now`: (the connection's smoltcp socket, the dial).
+    pub fn due_redials(&mut self, now: Instant) -> Vec<(SocketHandle, Redial)> {
+        self.conns
+            .values_mut()
+            .filter_map(|conn| conn.due_redial(now).map(|redial| (conn.handle, redial)))
+            .collect()
+    }
+
     /// The host socket of `id` reported `events`: a hang-up or error takes it out of the epoll
     /// set for good (it would be reported at every wait).
     pub fn host_event(&mut self, id: u64, events: EventSet, epoll: &Epoll) {
@@ -106,7 +121,9 @@ impl Connections {
             let socket = sockets.get_mut::<tcp::Socket>(conn.handle);
             match conn.expire(socket, now, timeouts) {
                 Expiry::Drop => done.push((id, true)),
-                _ if conn.finished(socket) => done.push((id, false)),
+                _ if conn.finished(socket) && !conn.keep_for_redial(socket, now) => {
+                    done.push((id, false))
+                }
                 _ => conn.update_interest(socket, epoll),
             }
         }
