@@ -13,6 +13,7 @@
 mod access;
 mod exec;
 mod inference;
+mod malloc_tuning;
 mod mcp;
 mod openai;
 mod server;
@@ -129,6 +130,7 @@ fn cpus() -> u32 {
 }
 
 fn main() {
+    malloc_tuning::apply();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

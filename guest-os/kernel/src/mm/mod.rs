@@ -40,6 +40,10 @@ const MMAP_TOP: u64 = STACK_TOP - STACK_BYTES - (64 << 20);
 const MMAP_BOTTOM: u64 = 0x1_0000;
 /// Pages mapped together on a fault.
 const FAULT_AROUND: u64 = 16;
+/// Pages an anonymous fault maps when it continues a mapped stretch (512 KiB): filling a big
+/// buffer then costs a fault per 512 KiB rather than per 64 KiB, while sparse use of a big
+/// mapping still maps only [`FAULT_AROUND`] pages per touch.
+const SEQUENTIAL_ANON_AROUND: u64 = 128;
 /// Pages a populate maps (and reads, for a file) per fault: one page-cache read-ahead's worth.
 const POPULATE_RUN: u64 = page_cache::READ_AHEAD_MAX;
 /// Anonymous private mappings up to this size are populated at once.
@@ -82,6 +86,28 @@ impl Vma {
             cow: false,
             shared: self.shared,
             copy_on_fork: false,
+        }
+    }
+
+    /// Whether `high` continues this VMA seamlessly: adjacent, with the same protection and
+    /// sharing, both anonymous or both the same file at contiguous offsets.
+    pub fn continues(&self, high: &Vma) -> bool {
+        if self.end != high.start || self.prot != high.prot || self.shared != high.shared {
+            return false;
+        }
+        match (&self.backing, &high.backing) {
+            (Backing::Anon, Backing::Anon) => true,
+            (
+                Backing::File { file, offset },
+                Backing::File {
+                    file: high_file,
+                    offset: high_offset,
+                },
+            ) => {
+                file.inode().id() == high_file.inode().id()
+                    && offset + (self.end - self.start) == *high_offset
+            }
+            _ => false,
         }
     }
 
@@ -244,19 +270,32 @@ impl Mm {
             // Otherwise another CPU resolved it first, or the TLB was stale: retry.
             return Ok(1);
         }
+        // An anonymous fault right after a mapped page walks the memory forward (a big buffer
+        // being filled or cleared): take a longer run at once.
+        let around = if matches!(vma.backing, Backing::Anon)
+            && page_va > vma.start
+            && self.space.query(page_va - PAGE_SIZE).is_some()
+        {
+            around.max(SEQUENTIAL_ANON_AROUND)
+        } else {
+            around
+        };
         let last = page_va.saturating_add(around * PAGE_SIZE).min(vma.end);
         match &vma.backing {
             Backing::Anon => {
-                let mut mapped = 0;
-                for va in (page_va..last).step_by(PAGE_SIZE as usize) {
-                    if va != page_va && self.space.query(va).is_some() {
-                        break;
-                    }
-                    let page = Page::new_zeroed().ok_or(false)?;
-                    self.space.map(va, page, vma.flags()).map_err(|_| false)?;
-                    mapped += 1;
+                // Fresh zeroed pages, one walk of the page tables per leaf table; stops at the
+                // first page mapped already (or when memory runs out, after the first).
+                let count = (last - page_va) / PAGE_SIZE;
+                let pages = core::iter::from_fn(Page::new_zeroed).take(count as usize);
+                let mapped = self
+                    .space
+                    .map_absent(page_va, pages, vma.flags())
+                    .map_err(|_| false)?;
+                if mapped == 0 {
+                    // Out of memory, unless the page got mapped meanwhile.
+                    return self.space.query(page_va).map(|_| 1).ok_or(false);
                 }
-                Ok(mapped)
+                Ok(mapped as u64)
             }
             Backing::File { file, offset } => {
                 let id = page_cache::cache_id(file);
@@ -320,9 +359,12 @@ impl Mm {
     /// mapping call sees one without the other.
     pub fn insert(&self, vma: Vma) {
         let mut state = self.state.lock();
-        remove_vmas(&mut state.vmas, vma.start, vma.end);
-        self.space.unmap(vma.start, vma.end);
-        state.vmas.insert(vma.start, vma);
+        let (start, end) = (vma.start, vma.end);
+        remove_vmas(&mut state.vmas, start, end);
+        self.space.unmap(start, end);
+        state.vmas.insert(start, vma);
+        // brk's growth and neighbouring anonymous maps join the VMA they continue.
+        merge_around(&mut state.vmas, start, end);
     }
 
     /// Maps `vma` (its length) at a free place — `hint` if that is free, else top down in the
@@ -382,7 +424,20 @@ impl Mm {
             // file again); guard pages and reservations, the common uses, hold nothing.
             self.space.unmap(start, end);
         }
+        let small_anon = prot & (PROT_READ | PROT_WRITE) != 0
+            && end - start <= POPULATE_SMALL
+            && state
+                .vmas
+                .range(start..end)
+                .all(|(_, v)| !v.shared && matches!(v.backing, Backing::Anon));
+        merge_around(&mut state.vmas, start, end);
         drop(state);
+        // glibc grows a thread's malloc arena a page or a few at a time with mprotect and then
+        // writes there at once: map such a small private stretch now rather than by a fault
+        // per page (the fault-around stops at the arena's end).
+        if small_anon {
+            let _ = self.populate(start, end, prot & PROT_WRITE != 0);
+        }
         Ok(())
     }
 
@@ -449,6 +504,32 @@ fn remove_vmas(vmas: &mut BTreeMap<u64, Vma>, start: u64, end: u64) {
         .collect();
     for key in keys {
         vmas.remove(&key);
+    }
+}
+
+/// Merges the VMAs that touch `[start, end)` (the one just before and the one just after
+/// included) with their neighbours where one continues the other, as Linux's `vma_merge`:
+/// mprotect would otherwise leave a VMA per call — glibc grows a thread's arena one mprotect at
+/// a time, thousands for a big program — and every lookup walks them.
+fn merge_around(vmas: &mut BTreeMap<u64, Vma>, start: u64, end: u64) {
+    let first = vmas
+        .range(..start)
+        .next_back()
+        .map_or(start, |(key, _)| *key);
+    let mut keys: Vec<u64> = vmas.range(first..=end).map(|(key, _)| *key).collect();
+    keys.reverse();
+    // From the top down: each VMA that continues the one below it is folded into that one.
+    for pair in keys.windows(2) {
+        let (high_key, low_key) = (pair[0], pair[1]);
+        let mergeable = match (vmas.get(&low_key), vmas.get(&high_key)) {
+            (Some(low), Some(high)) => low.continues(high),
+            _ => false,
+        };
+        if mergeable && let Some(high) = vmas.remove(&high_key) {
+            if let Some(low) = vmas.get_mut(&low_key) {
+                low.end = high.end;
+            }
+        }
     }
 }
 

@@ -42,7 +42,7 @@ pub fn generate(pid: u32) -> SysResult<Vec<u8>> {
         let mut end = first.end;
         let mut next = at + 1;
         while let Some(vma) = vmas.get(next) {
-            if !continues(&vmas[next - 1], vma) || self::label(vma, heap) != label {
+            if !vmas[next - 1].continues(vma) || self::label(vma, heap) != label {
                 break;
             }
             end = vma.end;
@@ -66,28 +66,6 @@ fn label(vma: &Vma, (heap_start, heap_end): (u64, u64)) -> Label {
 
 /// Whether `b` continues `a` (adjacent, same protection and sharing, same backing at the next
 /// offset).
-fn continues(a: &Vma, b: &Vma) -> bool {
-    if a.end != b.start || a.prot != b.prot || a.shared != b.shared {
-        return false;
-    }
-    match (&a.backing, &b.backing) {
-        (Backing::Anon, Backing::Anon) => true,
-        (
-            Backing::File {
-                file: file_a,
-                offset: offset_a,
-            },
-            Backing::File {
-                file: file_b,
-                offset: offset_b,
-            },
-        ) => {
-            file_a.inode().id() == file_b.inode().id() && offset_a + (a.end - a.start) == *offset_b
-        }
-        _ => false,
-    }
-}
-
 fn write_line(out: &mut TextBuf, vma: &Vma, end: u64, label: &Label) {
     let line_start = out.len();
     let flag = |bit: u32, c: u8| if vma.prot & bit != 0 { c } else { b'-' };
