@@ -58,14 +58,13 @@ fn label(vma: &Vma, (heap_start, heap_end): (u64, u64)) -> Label {
     match vma.backing {
         Backing::File { .. } => Label::File,
         Backing::Anon if vma.shared => Label::SharedAnon,
-        Backing::Anon if vma.start >= heap_start && vma.start < heap_end => Label::Heap,
+        // As Linux: the VMA the brk heap lies in (it may have merged with the bss below it).
+        Backing::Anon if vma.start < heap_end && heap_start < vma.end => Label::Heap,
         Backing::Anon if vma.end == STACK_TOP => Label::Stack,
         Backing::Anon => Label::None,
     }
 }
 
-/// Whether `b` continues `a` (adjacent, same protection and sharing, same backing at the next
-/// offset).
 fn write_line(out: &mut TextBuf, vma: &Vma, end: u64, label: &Label) {
     let line_start = out.len();
     let flag = |bit: u32, c: u8| if vma.prot & bit != 0 { c } else { b'-' };
