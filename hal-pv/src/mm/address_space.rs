@@ -121,10 +121,16 @@ fn index(virt: u64, level: u32) -> usize {
 unsafe fn set_entry(slot: *mut u64, entry: u64) {
     // SAFETY: the caller's promise.
     unsafe { slot.write(entry) };
-    let at = slot as u64;
-    let index = (at & (PAGE_SIZE - 1)) / 8;
-    frames::table_occupancy(super::virt_to_phys(at & !(PAGE_SIZE - 1)))
-        .fetch_or(1 << (index / 16), Ordering::Relaxed);
+    let index = (slot as u64 & (PAGE_SIZE - 1)) / 8;
+    mark_groups(slot, 1 << (index / 16));
+}
+
+/// Marks `groups` in the occupancy summary of the table that `slot` lies in.
+fn mark_groups(slot: *mut u64, groups: u32) {
+    if groups != 0 {
+        let table = super::virt_to_phys(slot as u64 & !(PAGE_SIZE - 1));
+        frames::table_occupancy(table).fetch_or(groups, Ordering::Relaxed);
+    }
 }
 
 /// A table's occupancy summary (see [`frames::table_occupancy`]).
@@ -217,8 +223,11 @@ impl AddressSpace {
         flags: PageFlags,
     ) -> Result<usize, MapError> {
         let _guard = self.tables.lock();
+        let pte_flags = flags.to_pte();
         let mut mapped = 0;
         let mut slot: Option<*mut u64> = None;
+        // The occupancy groups written in the current leaf table, marked once per table.
+        let mut groups = 0u32;
         for page in pages {
             let at = va + mapped as u64 * PAGE_SIZE;
             if !is_user_page(at) || at == crate::user::TRAMPOLINE_VA {
@@ -230,16 +239,27 @@ impl AddressSpace {
                     // SAFETY: the entry after `previous` in the same leaf table (index != 0).
                     unsafe { previous.add(1) }
                 }
-                _ => self.leaf_slot(at, true).ok_or(MapError::OutOfMemory)?,
+                _ => {
+                    if let Some(previous) = slot {
+                        mark_groups(previous, groups);
+                        groups = 0;
+                    }
+                    self.leaf_slot(at, true).ok_or(MapError::OutOfMemory)?
+                }
             };
             slot = Some(here);
             // SAFETY: our leaf slot, under the tables lock.
             if unsafe { here.read() } & PRESENT != 0 {
                 break;
             }
-            // SAFETY: as above; the page's reference moves into the table.
-            unsafe { set_entry(here, page.into_raw().0 | flags.to_pte()) };
+            // SAFETY: as above; the page's reference moves into the table (its group is marked
+            // below, before the lock is released).
+            unsafe { here.write(page.into_raw().0 | pte_flags) };
+            groups |= 1 << (index(at, 0) / 16);
             mapped += 1;
+        }
+        if let Some(last) = slot {
+            mark_groups(last, groups);
         }
         Ok(mapped)
     }
@@ -598,20 +618,29 @@ fn release(entry: u64) -> Option<Page> {
 impl Drop for AddressSpace {
     fn drop(&mut self) {
         // No CPU has us loaded (each loaded space is held by an Arc), so nothing is in flight.
-        fn free_level(phys: u64, level: u32, range: core::ops::Range<usize>) {
+        fn free_level(
+            phys: u64,
+            level: u32,
+            range: core::ops::Range<usize>,
+            batch: &mut frames::FreeBatch,
+        ) {
             // SAFETY: one of our tables, being torn down; nothing else uses it.
             let entries = unsafe { core::slice::from_raw_parts(table(phys) as *const u64, 512) };
             for_present(entries, occupancy(phys), range, |_, entry| {
                 if level == 0 {
-                    drop(release(entry));
+                    if let Some(page) = release(entry) {
+                        page.release_into(batch);
+                    }
                 } else {
-                    free_level(entry & ADDR_MASK, level - 1, 0..512);
+                    free_level(entry & ADDR_MASK, level - 1, 0..512, batch);
                     frames::clear_table_occupancy(PhysAddr(entry & ADDR_MASK));
                     frames::free_raw(PhysAddr(entry & ADDR_MASK));
                 }
             });
         }
-        free_level(self.root.0, 3, 0..256);
+        // Freed frames go back to the allocator together when the batch drops, at the end.
+        let mut batch = frames::FreeBatch::default();
+        free_level(self.root.0, 3, 0..256, &mut batch);
         frames::clear_table_occupancy(self.root);
         frames::free_raw(self.root);
     }

@@ -19,7 +19,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use hal_pv::mm::PAGE_SIZE;
 use hal_pv::mm::address_space::{AddressSpace, PageFlags};
-use hal_pv::mm::frames::Page;
+use hal_pv::mm::frames::{FrameRun, Page};
 use noa_linux_abi::errno::{Errno, SysResult};
 use noa_linux_abi::mm::{PROT_EXEC, PROT_READ, PROT_WRITE};
 use spin::Mutex;
@@ -286,11 +286,20 @@ impl Mm {
                 // Fresh zeroed pages, one walk of the page tables per leaf table; stops at the
                 // first page mapped already (or when memory runs out, after the first).
                 let count = (last - page_va) / PAGE_SIZE;
-                let pages = core::iter::from_fn(Page::new_zeroed).take(count as usize);
-                let mapped = self
-                    .space
-                    .map_absent(page_va, pages, vma.flags())
-                    .map_err(|_| false)?;
+                let mapped = match FrameRun::alloc_zeroed(count) {
+                    // One allocation for the run (pages it does not map go back).
+                    Some(run) => self.space.map_absent(
+                        page_va,
+                        run.into_frames().map(Page::from_frame),
+                        vma.flags(),
+                    ),
+                    None => self.space.map_absent(
+                        page_va,
+                        core::iter::from_fn(Page::new_zeroed).take(count as usize),
+                        vma.flags(),
+                    ),
+                }
+                .map_err(|_| false)?;
                 if mapped == 0 {
                     // Out of memory, unless the page got mapped meanwhile.
                     return self.space.query(page_va).map(|_| 1).ok_or(false);
