@@ -108,6 +108,17 @@ fn net_user_dhcp_then_tcp_to_the_host_loopback() {
     });
 }
 
+/// Appends what guest socket `s` has received to `into`.
+fn take_received(s: &mut tcp::Socket<'static>, into: &mut Vec<u8>) {
+    if s.can_recv() {
+        s.recv(|b| {
+            into.extend_from_slice(b);
+            (b.len(), ())
+        })
+        .unwrap();
+    }
+}
+
 fn open_connections(net: &Net) -> usize {
     net.backend.lock().unwrap().open_connections()
 }
@@ -137,13 +148,7 @@ fn net_user_publish_forwards_host_connections_to_the_guest() {
     let mut request = Vec::new();
     guest.run_until("the request", |g| {
         let s = g.tcp(listener);
-        if s.can_recv() {
-            s.recv(|b| {
-                request.extend_from_slice(b);
-                (b.len(), ())
-            })
-            .unwrap();
-        }
+        take_received(s, &mut request);
         (s.state() == tcp::State::CloseWait && !s.can_recv()).then_some(())
     });
     assert_eq!(request, b"ping from the host");
@@ -202,14 +207,7 @@ fn net_user_publish_dials_again_until_the_guest_listens() {
     guest.tcp(listener).listen(8080).unwrap();
     let mut request = Vec::new();
     guest.run_until("the early request", |g| {
-        let s = g.tcp(listener);
-        if s.can_recv() {
-            s.recv(|b| {
-                request.extend_from_slice(b);
-                (b.len(), ())
-            })
-            .unwrap();
-        }
+        take_received(g.tcp(listener), &mut request);
         (request.len() == 5).then_some(())
     });
     assert_eq!(request, b"early");
