@@ -38,8 +38,11 @@ pub const STACK_BYTES: u64 = 8 << 20;
 const MMAP_TOP: u64 = STACK_TOP - STACK_BYTES - (64 << 20);
 /// Lowest address mmap hands out without MAP_FIXED.
 const MMAP_BOTTOM: u64 = 0x1_0000;
-/// Pages mapped together on a fault.
+/// Pages an anonymous fault maps together (fresh memory: only a few beyond the one touched).
 const FAULT_AROUND: u64 = 16;
+/// Pages a fault in a file mapping maps together (256 KiB; read ahead if not cached). Cached
+/// pages cost no memory to map, and a big program's text is faulted in four times less often.
+const FILE_FAULT_AROUND: u64 = 64;
 /// Pages an anonymous fault maps when it continues a mapped stretch (512 KiB): filling a big
 /// buffer then costs a fault per 512 KiB rather than per 64 KiB, while sparse use of a big
 /// mapping still maps only [`FAULT_AROUND`] pages per touch.
@@ -233,14 +236,19 @@ impl Mm {
     /// Handles a user page fault at `addr`. Err(present) when the access is not allowed (the
     /// caller raises SIGSEGV; `present` tells ACCERR from MAPERR).
     pub fn handle_fault(&self, addr: u64, write: bool, exec: bool) -> Result<(), bool> {
-        self.fault_in(addr, write, exec, FAULT_AROUND).map(|_| ())
+        self.fault_in(addr, write, exec, None).map(|_| ())
     }
 
     /// [`Self::handle_fault`], mapping up to `around` pages from `addr` on where it can
-    /// (anonymous zeros, cached file pages; a file's read-ahead reads that many); returns how
-    /// many pages from `addr` on are now present (at least 1).
-    fn fault_in(&self, addr: u64, write: bool, exec: bool, around: u64) -> Result<u64, bool> {
-        let around = around.max(1);
+    /// (anonymous zeros, cached file pages; a file's read-ahead reads that many); None: as many
+    /// as a demand fault maps. Returns how many pages from `addr` on are now present (at least 1).
+    fn fault_in(
+        &self,
+        addr: u64,
+        write: bool,
+        exec: bool,
+        around: Option<u64>,
+    ) -> Result<u64, bool> {
         let state = self.state.lock();
         let vma = find(&state.vmas, addr).ok_or(false)?;
         let allowed = if write {
@@ -270,15 +278,17 @@ impl Mm {
             // Otherwise another CPU resolved it first, or the TLB was stale: retry.
             return Ok(1);
         }
-        // An anonymous fault right after a mapped page walks the memory forward (a big buffer
-        // being filled or cleared): take a longer run at once.
-        let around = if matches!(vma.backing, Backing::Anon)
-            && page_va > vma.start
-            && self.space.query(page_va - PAGE_SIZE).is_some()
-        {
-            around.max(SEQUENTIAL_ANON_AROUND)
-        } else {
-            around
+        let around = match (around, &vma.backing) {
+            (Some(around), _) => around.max(1),
+            (None, Backing::File { .. }) => FILE_FAULT_AROUND,
+            // An anonymous fault right after a mapped page walks the memory forward (a big
+            // buffer being filled or cleared): take a longer run at once.
+            (None, Backing::Anon)
+                if page_va > vma.start && self.space.query(page_va - PAGE_SIZE).is_some() =>
+            {
+                SEQUENTIAL_ANON_AROUND
+            }
+            (None, Backing::Anon) => FAULT_AROUND,
         };
         let last = page_va.saturating_add(around * PAGE_SIZE).min(vma.end);
         match &vma.backing {
@@ -355,7 +365,7 @@ impl Mm {
             if write || self.space.query(va).is_none() {
                 let around = (end - va).div_ceil(PAGE_SIZE).min(POPULATE_RUN);
                 present = self
-                    .fault_in(va, write, false, around)
+                    .fault_in(va, write, false, Some(around))
                     .map_err(|_| Errno::ENOMEM)?;
             }
             va = va.saturating_add(present.max(1) * PAGE_SIZE);
