@@ -569,15 +569,20 @@ fn walk(phys: u64, level: u32, base: u64, start: u64, end: u64, f: &mut impl FnM
     // SAFETY: one of our tables, 512 entries; read through a shared view, leaves written only
     // through their slot pointers by `f`.
     let entries = unsafe { core::slice::from_raw_parts(table_ptr as *const u64, 512) };
-    for_present(entries, occupancy(phys), first..last.max(first), |i, entry| {
-        let va = base + i as u64 * span;
-        if level == 0 {
-            // SAFETY: i < 512.
-            f(va, unsafe { table_ptr.add(i) });
-        } else {
-            walk(entry & ADDR_MASK, level - 1, va, start, end, f);
-        }
-    });
+    for_present(
+        entries,
+        occupancy(phys),
+        first..last.max(first),
+        |i, entry| {
+            let va = base + i as u64 * span;
+            if level == 0 {
+                // SAFETY: i < 512.
+                f(va, unsafe { table_ptr.add(i) });
+            } else {
+                walk(entry & ADDR_MASK, level - 1, va, start, end, f);
+            }
+        },
+    );
 }
 
 /// Calls `f(index, entry)` for each present entry of `entries[range]`, looking only at the groups

@@ -110,7 +110,12 @@ pub struct Redial {
 
 impl Redial {
     /// A dial from `local` to `remote` made at `now`, repeated until `now + window`.
-    pub fn new(remote: IpEndpoint, local: IpListenEndpoint, now: Instant, window: Duration) -> Self {
+    pub fn new(
+        remote: IpEndpoint,
+        local: IpListenEndpoint,
+        now: Instant,
+        window: Duration,
+    ) -> Self {
         Redial {
             remote,
             local,
