@@ -86,6 +86,25 @@ pub struct Finished {
     pub stderr: String,
 }
 
+impl Finished {
+    /// Why this run does not count: killed at its deadline, or an exit other than status 0.
+    pub fn problem(&self) -> Option<String> {
+        if self.timed_out {
+            Some(format!(
+                "killed after {:.1} s",
+                self.exit_after.as_secs_f64()
+            ))
+        } else if self.ended != Ended::Exited(0) {
+            Some(format!(
+                "ended with {} instead of exit status 0",
+                self.ended
+            ))
+        } else {
+            None
+        }
+    }
+}
+
 impl Session {
     /// Starts `command` with stdin from /dev/null and stdout and stderr piped to us. It is killed
     /// once `deadline` has passed since spawn (checked whenever the session waits), or when the

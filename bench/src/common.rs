@@ -43,6 +43,18 @@ pub fn host() -> Host {
     }
 }
 
+/// Checks that each input the benchmark was given (`(option, path)`) is a file.
+pub fn require_files<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a PathBuf)>,
+) -> anyhow::Result<()> {
+    for (what, path) in files {
+        if !path.is_file() {
+            anyhow::bail!("{what} {}: no such file", path.display());
+        }
+    }
+    Ok(())
+}
+
 pub fn command(args: &[OsString]) -> Command {
     let mut command = Command::new(&args[0]);
     command.args(&args[1..]);

@@ -26,7 +26,7 @@ use crate::child::{Ended, Finished, Session};
 use crate::common::{Host, TempDir, command, host, mib_per_s, millis, strings};
 use crate::kbench;
 use crate::stats::Summary;
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -165,15 +165,11 @@ struct Kind {
 
 /// Runs the benchmark. Prints progress to stderr; the report is the caller's to print.
 pub fn run(config: &Config) -> Result<Report> {
-    for (what, path) in [
+    crate::common::require_files([
         ("--vmm", &config.vmm),
         ("--image", &config.image),
         ("--program", &config.program),
-    ] {
-        if !path.is_file() {
-            bail!("{what} {}: no such file", path.display());
-        }
-    }
+    ])?;
     let dir = TempDir::new("files").context("creating a temporary directory")?;
     let boot = dir.path().join("boot.img");
     std::fs::copy(&config.image, &boot)

@@ -175,11 +175,7 @@ pub fn run(config: &Config) -> Result<Report> {
     if config.variants.contains(&Kind::Qemu) {
         files.push(("--kernel", &config.kernel));
     }
-    for (what, path) in files {
-        if !path.is_file() {
-            bail!("{what} {}: no such file", path.display());
-        }
-    }
+    crate::common::require_files(files)?;
     // Checked as files above: a bare name ("vmm") means the file here, not a program on PATH.
     let config = &Config {
         vmm: std::path::absolute(&config.vmm).context("--vmm")?,

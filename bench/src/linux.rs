@@ -18,7 +18,7 @@ use crate::common::{Host, TempDir, command, host, millis, strings};
 use crate::kbench;
 use crate::parse::{self, LinuxLine};
 use crate::stats::Summary;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -190,16 +190,12 @@ struct Sample {
 
 /// Runs the benchmark. Prints progress to stderr; the report is the caller's to print.
 pub fn run(config: &Config) -> Result<Report> {
-    for (what, path) in [
+    crate::common::require_files([
         ("--vmm", &config.vmm),
         ("--image", &config.image),
         ("--true-image", &config.true_image),
         ("--program", &config.program),
-    ] {
-        if !path.is_file() {
-            bail!("{what} {}: no such file", path.display());
-        }
-    }
+    ])?;
     // Absolute: the program execs itself by its argv[0] in the fork + exec benchmark.
     let program = std::fs::canonicalize(&config.program)
         .with_context(|| format!("--program {}", config.program.display()))?;

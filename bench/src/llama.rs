@@ -16,12 +16,12 @@
 //! Owns the command lines, what a good run is (exit status 0 and one JSON line that matches
 //! what was asked), and the report with its table.
 
-use crate::child::{Ended, Session};
+use crate::child::Session;
 use crate::common::{Host, command, host, millis, strings};
 use crate::kbench;
 use crate::load::{self, LoadAverage};
 use crate::stats::Summary;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -131,16 +131,12 @@ enum Kind {
 
 /// Runs the benchmark. Prints progress to stderr; the report is the caller's to print.
 pub fn run(config: &Config) -> Result<Report> {
-    for (what, path) in [
+    crate::common::require_files([
         ("--vmm", &config.vmm),
         ("--image", &config.image),
         ("--server", &config.server),
         ("--model", &config.model),
-    ] {
-        if !path.is_file() {
-            bail!("{what} {}: no such file", path.display());
-        }
-    }
+    ])?;
     let load_before = load::now();
     eprintln!(
         "noa-bench llama: {} warm-up + {} interleaved rounds of noa-server bench ({} threads, \
@@ -286,19 +282,7 @@ fn run_one(config: &Config, kind: Kind, label: &str) -> Result<(BenchLine, f64)>
         config.deadline + Duration::from_secs(10),
     )?
     .finish()?;
-    let problem = if finished.timed_out {
-        Some(format!(
-            "killed after {:.1} s",
-            finished.exit_after.as_secs_f64()
-        ))
-    } else if finished.ended != Ended::Exited(0) {
-        Some(format!(
-            "ended with {} instead of exit status 0",
-            finished.ended
-        ))
-    } else {
-        None
-    };
+    let problem = finished.problem();
     let line = match problem {
         Some(problem) => Err(problem),
         None => bench_line(&finished.stdout, config),

@@ -26,7 +26,7 @@ use crate::kbench;
 use crate::load::{self, LoadAverage};
 use crate::mcp_probe::{self, Attempt, Target};
 use crate::stats::Summary;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -154,16 +154,12 @@ struct Sample {
 
 /// Runs the benchmark. Prints progress to stderr; the report is the caller's to print.
 pub fn run(config: &Config) -> Result<Report> {
-    for (what, path) in [
+    crate::common::require_files([
         ("--vmm", &config.vmm),
         ("--image", &config.image),
         ("--server", &config.server),
         ("--model", &config.model),
-    ] {
-        if !path.is_file() {
-            bail!("{what} {}: no such file", path.display());
-        }
-    }
+    ])?;
     let dir = TempDir::new("mcp-start").context("creating a temporary directory")?;
     let load_before = load::now();
     eprintln!(

@@ -23,7 +23,7 @@ use crate::kbench;
 use crate::linux::{EMULATE_EVENT, perf_prefix};
 use crate::parse;
 use crate::stats::Summary;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -146,15 +146,11 @@ enum Kind {
 
 /// Runs the benchmark. Prints progress to stderr; the report is the caller's to print.
 pub fn run(config: &Config) -> Result<Report> {
-    for (what, path) in [
+    crate::common::require_files([
         ("--vmm", &config.vmm),
         ("--image", &config.image),
         ("--python", &config.python),
-    ] {
-        if !path.is_file() {
-            bail!("{what} {}: no such file", path.display());
-        }
-    }
+    ])?;
     let dir = TempDir::new("python").context("creating a temporary directory")?;
     let deadline = config.deadline + Duration::from_secs(10);
     let vmm = |guest: &[&str]| -> Vec<OsString> {
@@ -220,19 +216,7 @@ pub fn run(config: &Config) -> Result<Report> {
             without_python_env(&mut child);
         }
         let finished = Session::spawn(&mut child, deadline)?.finish()?;
-        let problem = if finished.timed_out {
-            Some(format!(
-                "killed after {:.1} s",
-                finished.exit_after.as_secs_f64()
-            ))
-        } else if finished.ended != Ended::Exited(0) {
-            Some(format!(
-                "ended with {} instead of exit status 0",
-                finished.ended
-            ))
-        } else {
-            None
-        };
+        let problem = finished.problem();
         match problem {
             Some(problem) => Err(kbench::failure(
                 &format!("{kind:?}"),
