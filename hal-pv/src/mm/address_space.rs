@@ -308,6 +308,19 @@ impl AddressSpace {
         }
     }
 
+    /// Whether a page is mapped at the page of `va` (what [`Self::query`] would find, without
+    /// taking a reference to it).
+    pub fn is_mapped(&self, va: u64) -> bool {
+        if va >= USER_END {
+            return false;
+        }
+        let _guard = self.tables.lock();
+        self.leaf_slot(va & !(PAGE_SIZE - 1), false)
+            // SAFETY: our leaf slot, under the tables lock.
+            .map(|slot| unsafe { slot.read() })
+            .is_some_and(|entry| entry & PRESENT != 0 && entry & FOREIGN == 0)
+    }
+
     /// What is mapped at the page of `va`: the page and its flags.
     pub fn query(&self, va: u64) -> Option<(Page, PageFlags)> {
         if va >= USER_END {

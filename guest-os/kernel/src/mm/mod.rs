@@ -284,7 +284,7 @@ impl Mm {
             // An anonymous fault right after a mapped page walks the memory forward (a big
             // buffer being filled or cleared): take a longer run at once.
             (None, Backing::Anon)
-                if page_va > vma.start && self.space.query(page_va - PAGE_SIZE).is_some() =>
+                if page_va > vma.start && self.space.is_mapped(page_va - PAGE_SIZE) =>
             {
                 SEQUENTIAL_ANON_AROUND
             }
@@ -312,7 +312,11 @@ impl Mm {
                 .map_err(|_| false)?;
                 if mapped == 0 {
                     // Out of memory, unless the page got mapped meanwhile.
-                    return self.space.query(page_va).map(|_| 1).ok_or(false);
+                    return if self.space.is_mapped(page_va) {
+                        Ok(1)
+                    } else {
+                        Err(false)
+                    };
                 }
                 Ok(mapped as u64)
             }
@@ -362,7 +366,7 @@ impl Mm {
         let mut va = page_align_down(start);
         while va < end {
             let mut present = 1;
-            if write || self.space.query(va).is_none() {
+            if write || !self.space.is_mapped(va) {
                 let around = (end - va).div_ceil(PAGE_SIZE).min(POPULATE_RUN);
                 present = self
                     .fault_in(va, write, false, Some(around))

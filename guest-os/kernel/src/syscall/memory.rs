@@ -333,7 +333,7 @@ fn mincore(a: &[u64; 6]) -> SysResult<u64> {
     let pages = ((end - a[0]) / 4096) as usize;
     let mut vec = alloc::vec![0u8; pages];
     for (i, byte) in vec.iter_mut().enumerate() {
-        *byte = u8::from(mm.space.query(a[0] + i as u64 * 4096).is_some());
+        *byte = u8::from(mm.space.is_mapped(a[0] + i as u64 * 4096));
     }
     crate::mm::uaccess::copy_to_user(a[2], &vec)?;
     Ok(0)
