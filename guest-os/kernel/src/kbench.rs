@@ -108,14 +108,17 @@ fn tcp_sink(cmdline: &str, port: u16) -> u8 {
         println!("NOA-KBENCH error=no-network-card");
         return 1;
     };
-    let card = match hal_pv::virtio::net::Net::open(device, crate::net::phy::DEFAULT_MTU) {
+    // The link as the kernel's own network would drive it: under our VMM's user network that is
+    // its larger MTU, under QEMU's slirp a wire's 1500.
+    let link = crate::net::Link::from_cmdline(cmdline);
+    let card = match link.open(device) {
         Ok(card) => card,
         Err(e) => {
             println!("NOA-KBENCH error={e}");
             return 1;
         }
     };
-    let mut stack = Stack::new(card);
+    let mut stack = Stack::new(card, link);
     if stack.dhcp(Duration::from_secs(10)).is_none() {
         println!("NOA-KBENCH error=no-dhcp-lease");
         return 1;

@@ -28,6 +28,8 @@ static ECHO_PORT: Mutex<Option<u16>> = Mutex::new(None);
 /// Host vsock port of an echo service (a Unix socket `UDS_PORT` on the host), from `noa.ktest.vsock`.
 static VSOCK_PORT: Mutex<Option<u32>> = Mutex::new(None);
 
+/// The network link as the command line configures it (our VMM's user network: a larger MTU).
+static LINK: Mutex<Option<crate::net::Link>> = Mutex::new(None);
 /// The words after `--` on the command line (the command for init), if there is a `--`.
 static INIT_ARGS: Mutex<Option<alloc::string::String>> = Mutex::new(None);
 /// `noa.ktest.console=echo`: the console test echoes its input until the input ends.
@@ -50,6 +52,7 @@ pub fn set_up(full_cmdline: &str) {
     let cmdline = kernel_words.join(" ");
     let cmdline = cmdline.as_str();
     *CONSOLE_ECHO.lock() = Cmdline::values(cmdline, "noa.ktest.console").any(|v| v == "echo");
+    *LINK.lock() = Some(crate::net::Link::from_cmdline(cmdline));
     *DEVICES.lock() = hal_pv::virtio::discover(cmdline)
         .into_iter()
         .map(|d| (d.kind, Some(d)))
@@ -235,10 +238,10 @@ pub fn net_dhcp_and_tcp_echo() -> TestResult {
     use smoltcp::wire::{IpAddress, Ipv4Address};
 
     let device = take(Kind::Network, 0).ok_or(Failure::Skipped("no virtio-net device"))?;
-    let mut stack = Stack::new(hal_pv::virtio::net::Net::open(
-        device,
-        crate::net::phy::DEFAULT_MTU,
-    )?);
+    let link = LINK
+        .lock()
+        .unwrap_or_else(|| crate::net::Link::from_cmdline(""));
+    let mut stack = Stack::new(link.open(device)?, link);
     let lease = stack
         .dhcp(Duration::from_secs(10))
         .ok_or("no DHCP lease within 10 s")?;

@@ -37,24 +37,45 @@ pub fn init(devices: alloc::vec::Vec<hal_pv::virtio::Device>, cmdline: &str) {
     else {
         return;
     };
-    // `noa.net.mtu=N`: our VMM's user network carries larger frames than a wire (fewer frames,
-    // fewer emulated instructions per byte); taps and QEMU's slirp keep 1500.
-    let mtu = crate::cmdline::Cmdline::values(cmdline, "noa.net.mtu")
-        .find_map(|v| v.parse::<usize>().ok())
-        .unwrap_or(phy::DEFAULT_MTU)
-        .clamp(576, 65_000);
-    // `noa.net.tx_csum=off`: the peer (our VMM's user network) does not verify TCP and UDP
-    // checksums, so we do not compute them — on PVM hosts that is most of the cost per byte.
-    let tx_checksums =
-        !crate::cmdline::Cmdline::values(cmdline, "noa.net.tx_csum").any(|v| v == "off");
-    match Net::open(device, mtu) {
+    let link = Link::from_cmdline(cmdline);
+    match Net::open(device, link.mtu) {
         Ok(card) => iface::init(
             card,
-            mtu,
-            tx_checksums,
+            link.mtu,
+            link.tx_checksums,
             config::IpConfig::from_cmdline(cmdline),
         ),
         Err(e) => crate::klog!("net: cannot open the network card: {e:?}"),
+    }
+}
+
+/// How the link to the network card is driven, from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Link {
+    /// Largest payload of a frame.
+    pub mtu: usize,
+    /// Whether outgoing TCP and UDP checksums are computed.
+    pub tx_checksums: bool,
+}
+
+impl Link {
+    pub fn from_cmdline(cmdline: &str) -> Link {
+        // `noa.net.mtu=N`: our VMM's user network carries larger frames than a wire (fewer
+        // frames, fewer emulated instructions per byte); taps and QEMU's slirp keep 1500.
+        let mtu = crate::cmdline::Cmdline::values(cmdline, "noa.net.mtu")
+            .find_map(|v| v.parse::<usize>().ok())
+            .unwrap_or(phy::DEFAULT_MTU)
+            .clamp(576, 65_000);
+        // `noa.net.tx_csum=off`: the peer (our VMM's user network) does not verify TCP and UDP
+        // checksums, so we do not compute them — on PVM hosts that is most of the cost per byte.
+        let tx_checksums =
+            !crate::cmdline::Cmdline::values(cmdline, "noa.net.tx_csum").any(|v| v == "off");
+        Link { mtu, tx_checksums }
+    }
+
+    /// Opens `device` for this link.
+    pub fn open(&self, device: hal_pv::virtio::Device) -> Result<Net, hal_pv::virtio::Error> {
+        Net::open(device, self.mtu)
     }
 }
 
@@ -78,9 +99,11 @@ pub struct Lease {
 }
 
 impl Stack {
-    pub fn new(card: Net) -> Stack {
+    /// The stack over `card`, opened with [`Link::open`] for `link`.
+    pub fn new(card: Net, link: Link) -> Stack {
         let mac = EthernetAddress(card.mac());
-        let mut phy = VirtioPhy::new(card, phy::DEFAULT_MTU);
+        let mut phy = VirtioPhy::new(card, link.mtu);
+        phy.set_tx_checksums(link.tx_checksums);
         let config = Config::new(HardwareAddress::Ethernet(mac));
         let iface = Interface::new(config, &mut phy, now());
         Stack {
