@@ -3,7 +3,9 @@
 //! clock; the host side computes rates and compares them with its own run of the same work.
 //!
 //! - `block_read`: reads the first `noa.kbench.mib` MiB (default 64) of the disk
-//!   `noa.kbench.disk` (default vdb) sequentially, 1 MiB per request, 4 requests in flight.
+//!   `noa.kbench.disk` (default vdb) sequentially, `noa.kbench.request_kib` KiB (default 1024)
+//!   per request, 8 requests in flight
+//!   (`Block::stream`: the queue is refilled as requests are answered).
 //! - `block_write`: writes the same way (the disk must be a scratch volume).
 //! - `tcp_sink`: takes a DHCP lease, listens on TCP port `noa.kbench.port` (default 5001),
 //!   accepts one connection and reads it to the end; the host pushes data through a port forward.
@@ -12,11 +14,11 @@ use crate::cmdline::Cmdline;
 use alloc::vec;
 use alloc::vec::Vec;
 use hal_pv::println;
-use hal_pv::virtio::block::{Block, Request, SECTOR_BYTES};
+use hal_pv::virtio::block::{Block, SECTOR_BYTES};
 use hal_pv::virtio::{self, Kind};
 
-const REQUEST_BYTES: usize = 1024 * 1024;
-const IN_FLIGHT: usize = 4;
+const DEFAULT_REQUEST_BYTES: usize = 1024 * 1024;
+const IN_FLIGHT: usize = 8;
 
 /// Runs the benchmark `name`; returns the exit code.
 pub fn run(name: &str, cmdline: &str) -> u8 {
@@ -27,6 +29,11 @@ pub fn run(name: &str, cmdline: &str) -> u8 {
             .unwrap_or(5001);
         return tcp_sink(cmdline, port);
     }
+    // `noa.kbench.request_kib`: the size of each request (default 1 MiB), a multiple of 4 KiB.
+    let request_bytes = value("noa.kbench.request_kib")
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|kib| *kib > 0 && kib % 4 == 0 && *kib <= 16 * 1024)
+        .map_or(DEFAULT_REQUEST_BYTES, |kib| kib * 1024);
     let mib: usize = value("noa.kbench.mib")
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
@@ -59,32 +66,29 @@ pub fn run(name: &str, cmdline: &str) -> u8 {
         }
     };
     let mut buffers: Vec<Vec<u8>> = (0..IN_FLIGHT)
-        .map(|i| vec![i as u8; REQUEST_BYTES])
+        .map(|i| vec![i as u8; request_bytes])
         .collect();
-    let sectors_per_request = (REQUEST_BYTES / SECTOR_BYTES) as u64;
+    let mut buffers: Vec<&mut [u8]> = buffers.iter_mut().map(|b| b.as_mut_slice()).collect();
+    let requests = bytes / request_bytes;
+    let sectors_per_request = (request_bytes / SECTOR_BYTES) as u64;
     let start = hal_pv::time::now_ns();
-    let mut offset = 0;
-    while offset < bytes {
-        let batch = ((bytes - offset) / REQUEST_BYTES).clamp(1, IN_FLIGHT);
-        let first_sector = (offset / SECTOR_BYTES) as u64;
-        let mut requests: Vec<Request> = buffers[..batch]
-            .iter_mut()
-            .enumerate()
-            .map(|(i, buf)| {
-                let sector = first_sector + i as u64 * sectors_per_request;
-                if write {
-                    Request::Write { sector, buf }
-                } else {
-                    Request::Read { sector, buf }
-                }
+    let (mut issued, mut answered) = (0, 0);
+    let streamed = disk.stream(
+        write,
+        &mut buffers,
+        |_| {
+            (issued < requests).then(|| {
+                issued += 1;
+                (issued - 1) as u64 * sectors_per_request
             })
-            .collect();
-        if let Err(e) = disk.batch(&mut requests) {
-            println!("NOA-KBENCH error={e}");
-            return 1;
-        }
-        offset += batch * REQUEST_BYTES;
+        },
+        |_, _| answered += 1,
+    );
+    if let Err(e) = streamed {
+        println!("NOA-KBENCH error={e}");
+        return 1;
     }
+    let offset = answered * request_bytes;
     if write && disk.flush().is_err() {
         println!("NOA-KBENCH error=flush");
         return 1;

@@ -1,5 +1,5 @@
-//! Virtio devices over virtio-mmio, driven by the `virtio-drivers` crate, handed to the kernel as
-//! safe handles.
+//! Virtio devices over virtio-mmio, driven by the `virtio-drivers` crate (the disk by our own
+//! leaner driver, [`block`]), handed to the kernel as safe handles.
 //!
 //! Devices are found on the kernel command line (`virtio_mmio.device=SIZE@ADDR:IRQ`, which our
 //! VMM and QEMU's microvm both write). [`discover`] maps each register window, routes its line
@@ -11,9 +11,11 @@
 //! where the IOAPIC delivers the interrupts.
 
 pub mod block;
+mod dma;
 pub mod hal;
 pub mod misc;
 pub mod net;
+mod ring;
 pub mod vsock;
 
 use crate::mm::{PhysAddr, paging};

@@ -25,6 +25,12 @@ pub trait ChainHandler {
         true
     }
     fn handle(&mut self, chain: Chain<'_>, mem: &GuestMemoryMmap) -> Handled;
+    /// Whether to interrupt as soon as a used chain reaches what the driver asked for, rather
+    /// than once at the end of the pass. For devices whose chains each take long (a disk read):
+    /// the driver then works on the first answers while the rest are still being served.
+    fn answers_early(&self) -> bool {
+        false
+    }
 }
 
 /// Serves `queue` while `handler` wants chains. Chains it does not want now stay in the ring; with
@@ -60,6 +66,13 @@ pub fn serve_chains(
                         break 'pass false; // a head index outside the queue
                     }
                     used_any = true;
+                    if handler.answers_early()
+                        && queue.event_idx_enabled()
+                        && queue.needs_notification(mem).unwrap_or(true)
+                    {
+                        interrupt.signal_used_queue();
+                        used_any = false;
+                    }
                 }
                 Handled::PutBack => {
                     queue.go_to_previous_position();
@@ -89,11 +102,28 @@ pub fn serve(
     interrupt: &Interrupt,
     handle: impl FnMut(Chain<'_>) -> u32,
 ) -> bool {
-    struct Each<F>(F);
-    impl<F: FnMut(Chain<'_>) -> u32> ChainHandler for Each<F> {
-        fn handle(&mut self, chain: Chain<'_>, _mem: &GuestMemoryMmap) -> Handled {
-            Handled::Used((self.0)(chain))
-        }
+    serve_chains(queue, mem, interrupt, &mut Each(handle, false))
+}
+
+/// [`serve`], interrupting as soon as the driver's `used_event` is reached instead of at the end
+/// of the pass ([`ChainHandler::answers_early`]).
+pub fn serve_answering_early(
+    queue: &mut Queue,
+    mem: &GuestMemoryMmap,
+    interrupt: &Interrupt,
+    handle: impl FnMut(Chain<'_>) -> u32,
+) -> bool {
+    serve_chains(queue, mem, interrupt, &mut Each(handle, true))
+}
+
+/// A closure as a handler that uses every chain.
+struct Each<F>(F, bool);
+
+impl<F: FnMut(Chain<'_>) -> u32> ChainHandler for Each<F> {
+    fn handle(&mut self, chain: Chain<'_>, _mem: &GuestMemoryMmap) -> Handled {
+        Handled::Used((self.0)(chain))
     }
-    serve_chains(queue, mem, interrupt, &mut Each(handle))
+    fn answers_early(&self) -> bool {
+        self.1
+    }
 }

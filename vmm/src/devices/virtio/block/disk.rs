@@ -145,19 +145,30 @@ impl Disk {
         self.read_only
     }
 
-    /// Fills `buf` from the disk at byte `offset`.
-    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.check_range(offset, buf.len())?;
+    /// Reads `len` bytes at byte `offset` through `read(file, position, at, n)`, which must read
+    /// `n` bytes of `file` at `position` into bytes `at..at + n` of the caller's buffer: the
+    /// buffer may be guest memory, read into with no copy in between.
+    pub fn read_with(
+        &self,
+        offset: u64,
+        len: usize,
+        mut read: impl FnMut(&File, u64, usize, usize) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.check_range(offset, len)?;
         let Some(overlay) = &self.overlay else {
-            return self.base.read_exact_at(buf, offset);
+            return if len == 0 {
+                Ok(())
+            } else {
+                read(&self.base, offset, 0, len)
+            };
         };
         // Runs of chunks that live in the same file are read with one call.
         let mut done = 0;
-        while done < buf.len() {
+        while done < len {
             let pos = offset + done as u64;
             let in_overlay = overlay.has(pos / CHUNK_BYTES);
             let mut end = (pos / CHUNK_BYTES + 1) * CHUNK_BYTES;
-            let stop = offset + buf.len() as u64;
+            let stop = offset + len as u64;
             while end < stop && overlay.has(end / CHUNK_BYTES) == in_overlay {
                 end += CHUNK_BYTES;
             }
@@ -167,28 +178,35 @@ impl Disk {
             } else {
                 &self.base
             };
-            file.read_exact_at(&mut buf[done..done + run], pos)?;
+            read(file, pos, done, run)?;
             done += run;
         }
         Ok(())
     }
 
-    /// Writes `data` to the disk at byte `offset`.
-    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+    /// Writes `len` bytes at byte `offset` through `write(file, position, at, n)`, which must
+    /// write bytes `at..at + n` of the caller's buffer (which may be guest memory) to `file` at
+    /// `position`.
+    pub fn write_with(
+        &mut self,
+        offset: u64,
+        len: usize,
+        mut write: impl FnMut(&File, u64, usize, usize) -> io::Result<()>,
+    ) -> io::Result<()> {
         if self.read_only {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 "the disk is read-only",
             ));
         }
-        self.check_range(offset, data.len())?;
-        if data.is_empty() {
+        self.check_range(offset, len)?;
+        if len == 0 {
             return Ok(());
         }
         let Some(overlay) = &mut self.overlay else {
-            return self.base.write_all_at(data, offset);
+            return write(&self.base, offset, 0, len);
         };
-        let end = offset + data.len() as u64;
+        let end = offset + len as u64;
         let first = offset / CHUNK_BYTES;
         let last = (end - 1) / CHUNK_BYTES;
         // Only the two edge chunks can be partly covered; they need the base's bytes first.
@@ -204,7 +222,7 @@ impl Disk {
                 overlay.set(chunk);
             }
         }
-        overlay.file.write_all_at(data, offset)?;
+        write(&overlay.file, offset, 0, len)?;
         // Marked only now: after a failed write, reads still see the base's bytes.
         for chunk in first..=last {
             overlay.set(chunk);

@@ -198,7 +198,9 @@ impl QueueHandler for BlockQueue {
         } = self;
         // Only this thread uses the disk while the device is active; the lock is never contended.
         let mut disk = disk.lock().unwrap_or_else(PoisonError::into_inner);
-        let served = queue::serve(queue, mem, interrupt, |chain| {
+        // Each request is real I/O: answer the driver as soon as it asked, so that it refills
+        // the queue while the rest are served.
+        let served = queue::serve_answering_early(queue, mem, interrupt, |chain| {
             let completion = requests.handle(chain, mem, &mut disk);
             match completion.problem {
                 Some(Problem::Guest(why)) if !*guest_problem_logged => {

@@ -8,11 +8,14 @@
 //! split over two descriptors works, and data in the wrong direction shows up as readable or
 //! writable bytes where the request type allows none.
 //!
-//! Data moves through a bounded bounce buffer, so no request, however long, makes the VMM
-//! allocate more than [`BOUNCE_BYTES`].
+//! Data moves between the file and guest memory with no copy in between (`memory::read_file_into`
+//! and `write_file_from`: the host kernel copies straight to or from the guest's pages), so no
+//! request, however long, makes the VMM allocate anything.
 
 use super::super::queue::Chain;
 use super::disk::{Disk, SECTOR_BYTES};
+use crate::memory;
+use std::io;
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
 
 /// Request types (§5.2.6).
@@ -35,14 +38,19 @@ const HEADER_BYTES: u64 = 16;
 /// Most descriptors in one chain: the header, `seg_max` data segments, the status.
 pub const MAX_DESCRIPTORS: usize = 256;
 
-/// Size of the bounce buffer between the file and guest memory.
-pub const BOUNCE_BYTES: usize = 1 << 20;
-
 /// One descriptor's buffer in guest memory.
 #[derive(Clone, Copy, Debug)]
 struct Segment {
     addr: GuestAddress,
     len: u32,
+}
+
+/// One contiguous stretch of a transfer: guest bytes at `addr` and the file's at `pos`.
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    addr: GuestAddress,
+    len: usize,
+    pos: u64,
 }
 
 /// What went wrong with a request, for the device's one log line.
@@ -66,7 +74,8 @@ pub struct Completion {
 pub struct Requests {
     readable: Vec<Segment>,
     writable: Vec<Segment>,
-    bounce: Vec<u8>,
+    /// The guest and file pieces of one transfer.
+    pieces: Vec<Piece>,
     serial: [u8; ID_BYTES],
     /// The driver did not negotiate FLUSH, so it expects every write to be durable on completion.
     write_through: bool,
@@ -77,7 +86,7 @@ impl Requests {
         Requests {
             readable: Vec::with_capacity(MAX_DESCRIPTORS),
             writable: Vec::with_capacity(MAX_DESCRIPTORS),
-            bounce: Vec::new(),
+            pieces: Vec::with_capacity(MAX_DESCRIPTORS),
             serial,
             write_through,
         }
@@ -254,7 +263,7 @@ impl Requests {
         }
     }
 
-    /// Disk → the chain's writable data, one bounce buffer at a time.
+    /// Disk → the chain's writable data, read straight into guest memory.
     fn read(
         &mut self,
         mem: &GuestMemoryMmap,
@@ -262,29 +271,19 @@ impl Requests {
         offset: u64,
         bytes: u64,
     ) -> Result<u32, (u32, Problem)> {
-        let mut done = 0u64;
-        while done < bytes {
-            let n = (bytes - done).min(BOUNCE_BYTES as u64) as usize;
-            let buffer = bounce(&mut self.bounce, n);
-            if let Err(e) = disk.read_at(offset + done, buffer) {
-                return Err((
-                    done as u32,
-                    Problem::Host(format!("read at byte {}: {e}", offset + done)),
-                ));
-            }
-            if !copy_to_guest(mem, &self.writable, done, buffer) {
-                return Err((
-                    done as u32,
-                    Problem::Guest("cannot write the data into guest memory".into()),
-                ));
-            }
-            done += n as u64;
-        }
+        let (segments, pieces) = (&self.writable, &mut self.pieces);
+        disk.read_with(offset, bytes as usize, |file, pos, at, n| {
+            file_pieces(segments, at, n, pos, pieces)?;
+            pieces
+                .iter()
+                .try_for_each(|p| memory::read_file_into(mem, p.addr, p.len, file, p.pos))
+        })
+        .map_err(|e| (0, Problem::Host(format!("read at byte {offset}: {e}"))))?;
         // A chain is at most 4 GiB (virtio-queue stops at u32 bytes), so this fits.
-        Ok(u32::try_from(done).unwrap_or(u32::MAX))
+        Ok(u32::try_from(bytes).unwrap_or(u32::MAX))
     }
 
-    /// The chain's readable data (after the header) → disk.
+    /// The chain's readable data (after the header) → disk, written straight from guest memory.
     fn write(
         &mut self,
         mem: &GuestMemoryMmap,
@@ -292,24 +291,14 @@ impl Requests {
         offset: u64,
         bytes: u64,
     ) -> Result<(), (u32, Problem)> {
-        let mut done = 0u64;
-        while done < bytes {
-            let n = (bytes - done).min(BOUNCE_BYTES as u64) as usize;
-            let buffer = bounce(&mut self.bounce, n);
-            if !copy_from_guest(mem, &self.readable, HEADER_BYTES + done, buffer) {
-                return Err((
-                    0,
-                    Problem::Guest("cannot read the data from guest memory".into()),
-                ));
-            }
-            if let Err(e) = disk.write_at(offset + done, buffer) {
-                return Err((
-                    0,
-                    Problem::Host(format!("write at byte {}: {e}", offset + done)),
-                ));
-            }
-            done += n as u64;
-        }
+        let (segments, pieces) = (&self.readable, &mut self.pieces);
+        disk.write_with(offset, bytes as usize, |file, pos, at, n| {
+            file_pieces(segments, HEADER_BYTES as usize + at, n, pos, pieces)?;
+            pieces
+                .iter()
+                .try_for_each(|p| memory::write_file_from(mem, p.addr, p.len, file, p.pos))
+        })
+        .map_err(|e| (0, Problem::Host(format!("write at byte {offset}: {e}"))))?;
         if self.write_through
             && let Err(e) = disk.flush()
         {
@@ -319,12 +308,31 @@ impl Requests {
     }
 }
 
-/// The first `n` bytes of the bounce buffer, grown on first use (at most [`BOUNCE_BYTES`]).
-fn bounce(buffer: &mut Vec<u8>, n: usize) -> &mut [u8] {
-    if buffer.len() < n {
-        buffer.resize(n, 0);
+/// Fills `out` with the guest pieces of bytes `offset..offset + len` of the concatenation of
+/// `segments`, each with its file position counted from `pos`; fails if the segments end first
+/// (the caller sized `len` from them, so they do not).
+fn file_pieces(
+    segments: &[Segment],
+    offset: usize,
+    len: usize,
+    pos: u64,
+    out: &mut Vec<Piece>,
+) -> io::Result<()> {
+    out.clear();
+    let mut done = 0;
+    for (addr, n) in pieces(segments, offset as u64, len) {
+        out.push(Piece {
+            addr,
+            len: n,
+            pos: pos + done as u64,
+        });
+        done += n;
     }
-    &mut buffer[..n]
+    if done == len {
+        Ok(())
+    } else {
+        Err(io::Error::other("the chain's buffers end early"))
+    }
 }
 
 /// Copies `buf.len()` bytes starting `offset` bytes into the byte stream of `segments`.
