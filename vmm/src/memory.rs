@@ -129,7 +129,7 @@ fn transfer(
     let mut at = pos;
     for slice in GuestMemoryBackend::get_slices(mem, addr, len) {
         let mut slice = slice.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        while slice.len() > 0 {
+        while !slice.is_empty() {
             let n = call(&slice, at);
             if n < 0 {
                 let error = io::Error::last_os_error();
