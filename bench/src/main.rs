@@ -60,8 +60,8 @@ enum Bench {
     /// the boot line within the deadline is killed and fails the benchmark.
     Boot(BootArgs),
 
-    /// Block I/O: sequential 1 MiB requests through the VMM's virtio-blk vs the host reading the
-    /// same file.
+    /// Block I/O: sequential 1 MiB requests (reads also in 4 MiB ones) through the VMM's
+    /// virtio-blk vs the host reading the same file.
     ///
     /// Makes a file of --mib MiB of random bytes in a temporary directory (once), warms the page
     /// cache with it, then interleaves, run by run: `VMM --snapshot --volume FILE:/bench --cmdline
@@ -69,8 +69,8 @@ enum Bench {
     /// reads, first request to last completion, and prints `NOA-KBENCH name=block_read bytes=B
     /// ns=T`); the same with `block_write` (into the VMM's copy-on-write overlay); `block_write`
     /// without --snapshot on scratch copies of the file and the image (writes reach the file and
-    /// are flushed); and the host reading the file with `read_exact`, 1 MiB at a time. Reports
-    /// MiB/s and the guest/host read ratio.
+    /// are flushed); the host reading the file with `read_exact`, 1 MiB at a time; and the guest
+    /// and host reads again in 4 MiB requests. Reports MiB/s and the guest/host read ratios.
     Block(BlockArgs),
 
     /// Network: TCP host -> guest through a port forward, our VMM's `--publish` vs QEMU's slirp

@@ -4,7 +4,7 @@
 //!
 //! - `block_read`: reads the first `noa.kbench.mib` MiB (default 64) of the disk
 //!   `noa.kbench.disk` (default vdb) sequentially, `noa.kbench.request_kib` KiB (default 1024)
-//!   per request, 8 requests in flight
+//!   per request, `noa.kbench.in_flight` (default 8) requests in flight
 //!   (`Block::stream`: the queue is refilled as requests are answered).
 //! - `block_write`: writes the same way (the disk must be a scratch volume).
 //! - `tcp_sink`: takes a DHCP lease, listens on TCP port `noa.kbench.port` (default 5001),
@@ -34,6 +34,10 @@ pub fn run(name: &str, cmdline: &str) -> u8 {
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|kib| *kib > 0 && kib % 4 == 0 && *kib <= 16 * 1024)
         .map_or(DEFAULT_REQUEST_BYTES, |kib| kib * 1024);
+    // `noa.kbench.in_flight`: requests kept in flight (default 8).
+    let in_flight = value("noa.kbench.in_flight")
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(IN_FLIGHT, |n| n.clamp(1, 32));
     let mib: usize = value("noa.kbench.mib")
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
@@ -65,7 +69,7 @@ pub fn run(name: &str, cmdline: &str) -> u8 {
             return 2;
         }
     };
-    let mut buffers: Vec<Vec<u8>> = (0..IN_FLIGHT)
+    let mut buffers: Vec<Vec<u8>> = (0..in_flight)
         .map(|i| vec![i as u8; request_bytes])
         .collect();
     let mut buffers: Vec<&mut [u8]> = buffers.iter_mut().map(|b| b.as_mut_slice()).collect();
