@@ -30,15 +30,15 @@ trap_stubs:
 
 trap_common:
     push rax
-    push rbx
-    push rcx
+    push r9
+    push r8
+    push r10
     push rdx
     push rsi
     push rdi
+    push rcx
+    push rbx
     push rbp
-    push r8
-    push r9
-    push r10
     push r11
     push r12
     push r13
@@ -54,15 +54,15 @@ trap_common:
     pop r13
     pop r12
     pop r11
-    pop r10
-    pop r9
-    pop r8
     pop rbp
+    pop rbx
+    pop rcx
     pop rdi
     pop rsi
     pop rdx
-    pop rcx
-    pop rbx
+    pop r10
+    pop r8
+    pop r9
     pop rax
     add rsp, 16
     iretq

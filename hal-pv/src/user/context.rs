@@ -171,6 +171,25 @@ impl UserContext {
         (f.rax, [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9])
     }
 
+    /// The six system-call arguments (RDI RSI RDX R10 R8 R9), lent from the frame: no copy on
+    /// the hot path.
+    #[inline]
+    pub fn syscall_arg_regs(&self) -> &[u64; 6] {
+        const RDI: usize = core::mem::offset_of!(TrapFrame, rdi);
+        const _: () = {
+            use core::mem::offset_of;
+            assert!(offset_of!(TrapFrame, rsi) == RDI + 8);
+            assert!(offset_of!(TrapFrame, rdx) == RDI + 16);
+            assert!(offset_of!(TrapFrame, r10) == RDI + 24);
+            assert!(offset_of!(TrapFrame, r8) == RDI + 32);
+            assert!(offset_of!(TrapFrame, r9) == RDI + 40);
+        };
+        let frame = &self.frame as *const TrapFrame as *const u8;
+        // SAFETY: the six fields are consecutive u64s of the repr(C) frame (asserted above at
+        // compile time), so they are one aligned [u64; 6] inside the borrowed frame.
+        unsafe { &*(frame.add(RDI) as *const [u64; 6]) }
+    }
+
     /// The system call number (RAX, before the call) — one load, for the hot path.
     #[inline]
     pub fn syscall_number(&self) -> u64 {

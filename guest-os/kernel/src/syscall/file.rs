@@ -10,6 +10,7 @@
 //! without locking anything (one machine, and the programs we run use them as advisory);
 //! F_SETPIPE_SZ keeps pipes at 64 KiB; sendfile copies through a kernel buffer.
 
+use super::Caller;
 use crate::fs::fd::NOFILE_MAX;
 use crate::fs::iobuf::{BOUNCE_BYTES, with_bounce};
 use crate::fs::{FileKind, FileRef, ReadBuf, WriteBuf, pipe};
@@ -68,8 +69,13 @@ pub fn files() -> Arc<Mutex<crate::fs::FdTable>> {
 
 /// The open file behind descriptor `fd` (the low 32 bits of the argument, as Linux reads an
 /// `int`).
-pub fn file(fd: u64) -> SysResult<FileRef> {
-    crate::task::current().process.files.lock().get(fd as i32)
+pub fn file(me: &Caller, fd: u64) -> SysResult<FileRef> {
+    me.process.files.lock().get(fd as i32)
+}
+
+/// [`file`] for helpers that are not handed the calling thread.
+pub fn current_file(fd: u64) -> SysResult<FileRef> {
+    file(&crate::task::current(), fd)
 }
 
 /// The current RLIMIT_NOFILE (soft), capped at what a table can hold.
@@ -98,15 +104,15 @@ fn offset(arg: u64) -> SysResult<u64> {
     Ok(arg)
 }
 
-fn read(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn read(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     let n = file.read(&mut ReadBuf::user(a[1], count(a[2])))?;
     Ok(n as u64)
 }
 
-fn write(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
-    let len = fsize_clamp(&file, None, count(a[2]))?;
+fn write(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
+    let len = fsize_clamp(me, &file, None, count(a[2]))?;
     let n = file.write(&WriteBuf::user(a[1], len))?;
     Ok(n as u64)
 }
@@ -116,8 +122,8 @@ const RLIMIT_FSIZE: usize = 1;
 
 /// RLIMIT_FSIZE for a write of `len` bytes to a regular file at `at` (None: the file position,
 /// or its end with O_APPEND): the bytes that may be written, or EFBIG with SIGXFSZ when none may.
-fn fsize_clamp(file: &FileRef, at: Option<u64>, len: usize) -> SysResult<usize> {
-    let limit = crate::task::current().process.rlimit(RLIMIT_FSIZE);
+fn fsize_clamp(me: &Caller, file: &FileRef, at: Option<u64>, len: usize) -> SysResult<usize> {
+    let limit = me.process.rlimit(RLIMIT_FSIZE);
     if limit == u64::MAX || len == 0 || file.inode().kind() != crate::fs::FileKind::Regular {
         return Ok(len);
     }
@@ -175,8 +181,8 @@ fn vectored(
     Ok(total as u64)
 }
 
-fn readv(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn readv(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     if !file.readable() {
         return Err(Errno::EBADF);
     }
@@ -191,8 +197,8 @@ fn readv(a: &[u64; 6]) -> SysResult<u64> {
     })
 }
 
-fn writev(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn writev(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     if !file.writable() {
         return Err(Errno::EBADF);
     }
@@ -202,26 +208,26 @@ fn writev(a: &[u64; 6]) -> SysResult<u64> {
         return Ok(file.write(&WriteBuf::user_vec(&iovecs))? as u64);
     }
     vectored(&iovecs, |base, len| {
-        let len = fsize_clamp(&file, None, len)?;
+        let len = fsize_clamp(me, &file, None, len)?;
         file.write(&WriteBuf::user(base, len))
     })
 }
 
-fn pread64(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn pread64(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     let at = offset(a[3])?;
     Ok(file.pread(at, &mut ReadBuf::user(a[1], count(a[2])))? as u64)
 }
 
-fn pwrite64(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn pwrite64(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     let at = offset(a[3])?;
-    let len = fsize_clamp(&file, Some(at), count(a[2]))?;
+    let len = fsize_clamp(me, &file, Some(at), count(a[2]))?;
     Ok(file.pwrite(at, &WriteBuf::user(a[1], len))? as u64)
 }
 
-fn preadv(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn preadv(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     let mut at = offset(a[3])?;
     let iovecs = iovecs(a[1], a[2])?;
     vectored(&iovecs, |base, len| {
@@ -231,8 +237,8 @@ fn preadv(a: &[u64; 6]) -> SysResult<u64> {
     })
 }
 
-fn pwritev(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn pwritev(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     let mut at = offset(a[3])?;
     let iovecs = iovecs(a[1], a[2])?;
     vectored(&iovecs, |base, len| {
@@ -242,18 +248,18 @@ fn pwritev(a: &[u64; 6]) -> SysResult<u64> {
     })
 }
 
-fn lseek(a: &[u64; 6]) -> SysResult<u64> {
-    file(a[0])?.seek(a[1] as i64, a[2] as u32)
+fn lseek(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    file(me, a[0])?.seek(a[1] as i64, a[2] as u32)
 }
 
-fn close(a: &[u64; 6]) -> SysResult<u64> {
+fn close(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let closed = files().lock().remove(a[0] as i32)?;
     // The last reference may wake a pipe's peer: dropped outside the table's lock.
     drop(closed);
     Ok(0)
 }
 
-fn close_range(a: &[u64; 6]) -> SysResult<u64> {
+fn close_range(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     use noa_linux_abi::fcntl::{CLOSE_RANGE_CLOEXEC, CLOSE_RANGE_UNSHARE};
     let (first, last, flags) = (a[0] as u32, a[1] as u32, a[2] as u32);
     if flags & !(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE) != 0 || first > last {
@@ -268,8 +274,8 @@ fn close_range(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn dup(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn dup(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     install(file, false)
 }
 
@@ -289,15 +295,15 @@ fn dup_to(old: u64, new: u64, cloexec: bool) -> SysResult<u64> {
     Ok(new_fd as u64)
 }
 
-fn dup2(a: &[u64; 6]) -> SysResult<u64> {
+fn dup2(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     if a[0] as i32 == a[1] as i32 {
-        file(a[0])?;
+        file(me, a[0])?;
         return Ok(a[1] as i32 as u64);
     }
     dup_to(a[0], a[1], false)
 }
 
-fn dup3(a: &[u64; 6]) -> SysResult<u64> {
+fn dup3(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let flags = a[2] as u32;
     if flags & !O_CLOEXEC != 0 || a[0] as i32 == a[1] as i32 {
         return Err(Errno::EINVAL);
@@ -305,7 +311,7 @@ fn dup3(a: &[u64; 6]) -> SysResult<u64> {
     dup_to(a[0], a[1], flags & O_CLOEXEC != 0)
 }
 
-fn fcntl(a: &[u64; 6]) -> SysResult<u64> {
+fn fcntl(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let fd = a[0] as i32;
     let (cmd, arg) = (a[1] as u32, a[2]);
     let table = files();
@@ -362,7 +368,7 @@ fn fcntl(a: &[u64; 6]) -> SysResult<u64> {
     }
 }
 
-fn ioctl(a: &[u64; 6]) -> SysResult<u64> {
+fn ioctl(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let fd = a[0] as i32;
     let (cmd, arg) = (a[1] as u32, a[2]);
     let file = files().lock().get(fd)?;
@@ -421,18 +427,18 @@ fn make_pipe(fds_addr: u64, flags: u32) -> SysResult<u64> {
     Ok(0)
 }
 
-fn pipe(a: &[u64; 6]) -> SysResult<u64> {
+fn pipe(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     make_pipe(a[0], 0)
 }
 
-fn pipe2(a: &[u64; 6]) -> SysResult<u64> {
+fn pipe2(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     make_pipe(a[0], a[1] as u32)
 }
 
 /// sendfile(out_fd, in_fd, offset*, count): through a kernel buffer, chunk by chunk.
-fn sendfile(a: &[u64; 6]) -> SysResult<u64> {
-    let out = file(a[0])?;
-    let input = file(a[1])?;
+fn sendfile(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let out = file(me, a[0])?;
+    let input = file(me, a[1])?;
     if !input.readable() || !out.writable() {
         return Err(Errno::EBADF);
     }
@@ -494,14 +500,14 @@ fn sendfile(a: &[u64; 6]) -> SysResult<u64> {
     }
 }
 
-fn fsync(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn fsync(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     file.inode().sync()?;
     Ok(0)
 }
 
 /// sync: never fails (Linux's returns nothing); a failure is on the console.
-fn sync(_: &[u64; 6]) -> SysResult<u64> {
+fn sync(_: &Caller, _: &[u64; 6]) -> SysResult<u64> {
     if let Err(e) = crate::fs::sync_all() {
         crate::klog!("sync: {e:?}");
     }
@@ -510,19 +516,19 @@ fn sync(_: &[u64; 6]) -> SysResult<u64> {
 
 /// syncfs: the file system of `fd`; every file system is synced (there are few, and one sync
 /// of a clean one costs a device flush).
-fn syncfs(a: &[u64; 6]) -> SysResult<u64> {
-    file(a[0])?;
+fn syncfs(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    file(me, a[0])?;
     crate::fs::sync_all()?;
     Ok(0)
 }
 
 /// sync_file_range: the whole file, whatever the range and flags (a superset of what is asked).
-fn sync_file_range(a: &[u64; 6]) -> SysResult<u64> {
+fn sync_file_range(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     const VALID: u64 = 1 | 2 | 4;
     if (a[1] as i64) < 0 || (a[2] as i64) < 0 || a[3] & !VALID != 0 {
         return Err(Errno::EINVAL);
     }
-    let file = file(a[0])?;
+    let file = file(me, a[0])?;
     if file.inode().kind() == FileKind::Fifo {
         return Err(Errno::ESPIPE);
     }
@@ -532,13 +538,13 @@ fn sync_file_range(a: &[u64; 6]) -> SysResult<u64> {
 
 /// fallocate: mode 0 (extend) and FALLOC_FL_KEEP_SIZE; the file system decides how (see
 /// `Inode::allocate`). Punching and zeroing ranges: EOPNOTSUPP.
-fn fallocate(a: &[u64; 6]) -> SysResult<u64> {
+fn fallocate(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     const FALLOC_FL_KEEP_SIZE: u64 = 1;
     let (mode, offset, len) = (a[1], a[2] as i64, a[3] as i64);
     if offset < 0 || len <= 0 {
         return Err(Errno::EINVAL);
     }
-    let file = file(a[0])?;
+    let file = file(me, a[0])?;
     if !file.writable() {
         return Err(Errno::EBADF);
     }
@@ -570,7 +576,7 @@ fn fallocate(a: &[u64; 6]) -> SysResult<u64> {
     }
 }
 
-fn flock(a: &[u64; 6]) -> SysResult<u64> {
+fn flock(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     use crate::fs::flock::Request;
     const LOCK_SH: u32 = 1;
     const LOCK_EX: u32 = 2;
@@ -583,7 +589,7 @@ fn flock(a: &[u64; 6]) -> SysResult<u64> {
         LOCK_UN => Request::Unlock,
         _ => return Err(Errno::EINVAL),
     };
-    let file = file(a[0])?;
+    let file = file(me, a[0])?;
     if file.is_path_only() {
         return Err(Errno::EBADF);
     }
@@ -591,8 +597,8 @@ fn flock(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn fadvise64(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn fadvise64(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     if file.inode().kind() == FileKind::Fifo {
         return Err(Errno::ESPIPE);
     }

@@ -1,5 +1,6 @@
 //! The futex system call (the operations live in `task::futex`).
 
+use super::Caller;
 use crate::task::futex;
 use noa_linux_abi::errno::{Errno, SysResult};
 use noa_linux_abi::syscalls as nr;
@@ -17,7 +18,7 @@ const FUTEX_WAKE_BITSET: u32 = 10;
 const FUTEX_PRIVATE_FLAG: u32 = 128;
 const FUTEX_CLOCK_REALTIME: u32 = 256;
 
-fn sys_futex(a: &[u64; 6]) -> SysResult<u64> {
+fn sys_futex(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (addr, op, val, timeout, addr2, val3) =
         (a[0], a[1] as u32, a[2] as u32, a[3], a[4], a[5] as u32);
     let private = op & FUTEX_PRIVATE_FLAG != 0;

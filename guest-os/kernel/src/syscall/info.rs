@@ -1,5 +1,6 @@
 //! System information: uname, sysinfo, getrandom.
 
+use super::Caller;
 use crate::mm::uaccess::copy_to_user;
 use noa_linux_abi::errno::{Errno, SysResult};
 use noa_linux_abi::process::{Sysinfo, Utsname};
@@ -11,7 +12,7 @@ pub const TABLE: &[(usize, super::Handler)] = &[
     (nr::SYS_GETRANDOM, getrandom),
 ];
 
-fn uname(a: &[u64; 6]) -> SysResult<u64> {
+fn uname(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let name = Utsname {
         sysname: b"Linux",
         nodename: b"noa",
@@ -25,7 +26,7 @@ fn uname(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn sysinfo(a: &[u64; 6]) -> SysResult<u64> {
+fn sysinfo(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let info = Sysinfo {
         uptime: (hal_pv::time::now_ns() / 1_000_000_000) as i64,
         totalram: hal_pv::mm::frames::usable_ram_bytes(),
@@ -42,7 +43,7 @@ const GRND_NONBLOCK: u64 = 1;
 const GRND_RANDOM: u64 = 2;
 const GRND_INSECURE: u64 = 4;
 
-fn getrandom(a: &[u64; 6]) -> SysResult<u64> {
+fn getrandom(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     if a[2] & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0 {
         return Err(Errno::EINVAL);
     }

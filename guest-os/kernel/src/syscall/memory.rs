@@ -1,5 +1,6 @@
 //! Memory system calls: brk, mmap, munmap, mprotect, mremap, madvise, msync, mlock and friends.
 
+use super::Caller;
 use crate::mm::{self, Backing, MMAP_END, Vma, page_align_down, page_align_up};
 use alloc::vec::Vec;
 use noa_linux_abi::errno::{Errno, SysResult};
@@ -23,7 +24,7 @@ pub const TABLE: &[(usize, super::Handler)] = &[
 
 const RLIMIT_AS: usize = 9;
 
-fn ok(_: &[u64; 6]) -> SysResult<u64> {
+fn ok(_: &Caller, _: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
@@ -47,7 +48,7 @@ fn mapped_bytes(mm: &mm::Mm) -> u64 {
     mm.state.lock().vmas.values().map(|v| v.end - v.start).sum()
 }
 
-fn brk(a: &[u64; 6]) -> SysResult<u64> {
+fn brk(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let mm = current_mm();
     let (start, old) = {
         let state = mm.state.lock();
@@ -83,7 +84,7 @@ fn brk(a: &[u64; 6]) -> SysResult<u64> {
     Ok(wanted)
 }
 
-fn mmap(a: &[u64; 6]) -> SysResult<u64> {
+fn mmap(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (addr, len, prot, flags, fd, offset) =
         (a[0], a[1], a[2] as u32, a[3] as u32, a[4] as i32, a[5]);
     if len == 0 || offset % 4096 != 0 {
@@ -168,7 +169,7 @@ fn mmap(a: &[u64; 6]) -> SysResult<u64> {
     Ok(start)
 }
 
-fn munmap(a: &[u64; 6]) -> SysResult<u64> {
+fn munmap(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     if a[1] == 0 {
         return Err(Errno::EINVAL);
     }
@@ -177,7 +178,7 @@ fn munmap(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn mprotect(a: &[u64; 6]) -> SysResult<u64> {
+fn mprotect(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let prot = a[2] as u32;
     if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
         return Err(Errno::EINVAL);
@@ -190,7 +191,7 @@ fn mprotect(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn mremap(a: &[u64; 6]) -> SysResult<u64> {
+fn mremap(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (old_addr, old_len, new_len, flags, new_addr) = (a[0], a[1], a[2], a[3] as u32, a[4]);
     if old_addr % 4096 != 0 || new_len == 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 {
         return Err(Errno::EINVAL);
@@ -261,7 +262,7 @@ fn mremap(a: &[u64; 6]) -> SysResult<u64> {
     Ok(target)
 }
 
-fn madvise(a: &[u64; 6]) -> SysResult<u64> {
+fn madvise(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let end = user_range(a[0], a[1])?;
     match a[2] as u32 {
         MADV_DONTNEED => {
@@ -287,7 +288,7 @@ fn madvise(a: &[u64; 6]) -> SysResult<u64> {
 /// msync: writes back the shared file pages of the range (MS_ASYNC too: the write-back is
 /// cheap next to the trap, and a later crash then loses less). MS_INVALIDATE is a no-op: every
 /// mapping of a file shares its cached pages.
-fn msync(a: &[u64; 6]) -> SysResult<u64> {
+fn msync(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     const MS_ASYNC: u64 = 1;
     const MS_INVALIDATE: u64 = 2;
     const MS_SYNC: u64 = 4;
@@ -327,7 +328,7 @@ fn msync(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn mincore(a: &[u64; 6]) -> SysResult<u64> {
+fn mincore(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let end = user_range(a[0], a[1])?;
     let mm = current_mm();
     let pages = ((end - a[0]) / 4096) as usize;

@@ -23,7 +23,11 @@ use hal_pv::user::UserContext;
 use noa_linux_abi::errno::{Errno, SysResult};
 use noa_linux_abi::syscalls as nr;
 
-pub type Handler = fn(&[u64; 6]) -> SysResult<u64>;
+/// The thread making a system call, as every handler receives it (no lookup of the current
+/// thread, which would take a lock and a reference count).
+pub type Caller = Arc<Thread>;
+
+pub type Handler = fn(&Caller, &[u64; 6]) -> SysResult<u64>;
 
 /// Highest syscall number we dispatch (clone3 is 435; the table covers up to 511).
 const TABLE_LEN: usize = 512;
@@ -72,18 +76,19 @@ pub static TRACE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::n
 
 /// Handles the system call in `context` (number in RAX) and stores the result in RAX.
 pub fn handle(me: &Arc<Thread>, context: &mut UserContext) {
-    let (number, args) = context.syscall_args();
+    let number = context.syscall_number();
     if TRACE.load(Ordering::Relaxed) != 0 {
-        traced(me, context, number, &args);
+        traced(me, context, number);
         return;
     }
-    dispatch(me, context, number, &args);
+    dispatch(me, context, number);
 }
 
 /// The `noa.strace` path, out of line so the common path stays short.
 #[cold]
 #[inline(never)]
-fn traced(me: &Arc<Thread>, context: &mut UserContext, number: u64, args: &[u64; 6]) {
+fn traced(me: &Arc<Thread>, context: &mut UserContext, number: u64) {
+    let args = *context.syscall_arg_regs();
     let trace = TRACE.load(Ordering::Relaxed);
     if trace == 1 || (trace == 2 && number as usize != nr::SYS_FUTEX) {
         let name = nr::name(number as usize).unwrap_or("?");
@@ -96,24 +101,49 @@ fn traced(me: &Arc<Thread>, context: &mut UserContext, number: u64, args: &[u64;
             args[2],
             args[3]
         );
-        dispatch(me, context, number, args);
+        dispatch(me, context, number);
         crate::klog!("[{}] {name} = {:#x}", me.tid, context.return_value());
         return;
     }
-    dispatch(me, context, number, args);
+    dispatch(me, context, number);
 }
 
-fn dispatch(me: &Arc<Thread>, context: &mut UserContext, number: u64, args: &[u64; 6]) {
-    let result = match number as usize {
+fn dispatch(me: &Arc<Thread>, context: &mut UserContext, number: u64) {
+    // The table first: it holds every call but those that need the user registers below, and
+    // one indexed load is the whole lookup. Its handlers read the arguments in the frame.
+    let result = match table().get(number as usize).copied().flatten() {
+        Some(handler) => handler(me, context.syscall_arg_regs()),
+        None => match with_registers(me, context, number as usize, &{
+            *context.syscall_arg_regs()
+        }) {
+            Some(result) => result,
+            None => return, // rt_sigreturn: RAX is the interrupted code's
+        },
+    };
+    context.set_return(match result {
+        Ok(value) => value,
+        Err(errno) => (-(errno.0 as i64)) as u64,
+    });
+}
+
+/// The calls that read or replace the user registers (or are not in the table); `None` when RAX
+/// must be left as it is.
+#[inline(never)]
+fn with_registers(
+    me: &Arc<Thread>,
+    context: &mut UserContext,
+    number: usize,
+    args: &[u64; 6],
+) -> Option<SysResult<u64>> {
+    Some(match number {
         nr::SYS_RT_SIGRETURN => {
-            if crate::task::signal::sigreturn(me, context) {
-                // RAX is the interrupted code's, restored from the frame.
-                return;
+            if !crate::task::signal::sigreturn(me, context) {
+                crate::klog!("pid {}: bad signal frame at rt_sigreturn", me.process.pid);
+                me.process
+                    .begin_group_exit(noa_linux_abi::signal::SIGSEGV as i32);
             }
-            crate::klog!("pid {}: bad signal frame at rt_sigreturn", me.process.pid);
-            me.process
-                .begin_group_exit(noa_linux_abi::signal::SIGSEGV as i32);
-            return;
+            // Either RAX is the interrupted code's, restored from the frame, or the process ends.
+            return None;
         }
         nr::SYS_CLONE => process::clone(me, context, args),
         nr::SYS_CLONE3 => process::clone3(me, context, args),
@@ -124,18 +154,11 @@ fn dispatch(me: &Arc<Thread>, context: &mut UserContext, number: u64, args: &[u6
         nr::SYS_ARCH_PRCTL => process::arch_prctl(context, args),
         nr::SYS_EXIT => process::exit(me, args),
         nr::SYS_EXIT_GROUP => process::exit_group(me, args),
-        n => match table().get(n).copied().flatten() {
-            Some(handler) => handler(args),
-            None => {
-                log_unimplemented(n);
-                Err(Errno::ENOSYS)
-            }
-        },
-    };
-    context.set_return(match result {
-        Ok(value) => value,
-        Err(errno) => (-(errno.0 as i64)) as u64,
-    });
+        n => {
+            log_unimplemented(n);
+            Err(Errno::ENOSYS)
+        }
+    })
 }
 
 fn log_unimplemented(number: usize) {

@@ -12,7 +12,8 @@
 //! RENAME_EXCHANGE and RENAME_WHITEOUT are EINVAL; chown succeeds without changing owners and
 //! utimensat without changing times (on tmpfs; EROFS on the root).
 
-use super::file::{file, install};
+use super::Caller;
+use super::file::{current_file, file, install};
 use crate::fs::iobuf::with_bounce;
 use crate::fs::path::{self, Resolved, Start};
 use crate::fs::{FileKind, FileRef, InodeRef, OpenFile, PATH_MAX, SetAttr};
@@ -110,7 +111,7 @@ fn start_dir(dirfd: u64, path: &[u8]) -> SysResult<Option<FileRef>> {
     if path.first() == Some(&b'/') || dirfd as u32 == AT_FDCWD_ARG as u32 {
         return Ok(None);
     }
-    let dir = file(dirfd)?;
+    let dir = current_file(dirfd)?;
     if dir.inode().kind() != FileKind::Directory {
         return Err(Errno::ENOTDIR);
     }
@@ -150,7 +151,7 @@ fn lookup(
                 path: context.cwd_path().to_vec(),
             });
         }
-        let file = file(dirfd)?;
+        let file = current_file(dirfd)?;
         return Ok(Resolved {
             inode: file.inode().clone(),
             path: if want_path { file.path() } else { Vec::new() },
@@ -280,15 +281,15 @@ fn open_creating(dirfd: u64, path: &[u8], flags: u32, mode: u32) -> SysResult<(R
     }
 }
 
-fn open(a: &[u64; 6]) -> SysResult<u64> {
+fn open(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_open(AT_FDCWD_ARG, a[0], a[1] as u32, a[2] as u32)
 }
 
-fn openat(a: &[u64; 6]) -> SysResult<u64> {
+fn openat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_open(a[0], a[1], a[2] as u32, a[3] as u32)
 }
 
-fn creat(a: &[u64; 6]) -> SysResult<u64> {
+fn creat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_open(
         AT_FDCWD_ARG,
         a[0],
@@ -302,24 +303,24 @@ fn put_stat(addr: u64, stat: &Stat) -> SysResult<u64> {
     Ok(0)
 }
 
-fn stat(a: &[u64; 6]) -> SysResult<u64> {
+fn stat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let path = read_path(a[0])?;
     let found = lookup_at(AT_FDCWD_ARG, &path, true, false)?;
     put_stat(a[1], &found.inode.stat()?)
 }
 
-fn lstat(a: &[u64; 6]) -> SysResult<u64> {
+fn lstat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let path = read_path(a[0])?;
     let found = lookup_at(AT_FDCWD_ARG, &path, false, false)?;
     put_stat(a[1], &found.inode.stat()?)
 }
 
-fn fstat(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn fstat(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     put_stat(a[1], &file.inode().stat()?)
 }
 
-fn newfstatat(a: &[u64; 6]) -> SysResult<u64> {
+fn newfstatat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let flags = a[3] as u32;
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT) != 0 {
         return Err(Errno::EINVAL);
@@ -334,7 +335,7 @@ fn newfstatat(a: &[u64; 6]) -> SysResult<u64> {
     put_stat(a[2], &found.inode.stat()?)
 }
 
-fn statx(a: &[u64; 6]) -> SysResult<u64> {
+fn statx(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let flags = a[2] as u32;
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) != 0
         || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
@@ -386,20 +387,20 @@ fn check_access(dirfd: u64, path_addr: u64, mode: u64, flags: u32) -> SysResult<
     Ok(0)
 }
 
-fn access(a: &[u64; 6]) -> SysResult<u64> {
+fn access(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     check_access(AT_FDCWD_ARG, a[0], a[1], 0)
 }
 
-fn faccessat(a: &[u64; 6]) -> SysResult<u64> {
+fn faccessat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     check_access(a[0], a[1], a[2], 0)
 }
 
-fn faccessat2(a: &[u64; 6]) -> SysResult<u64> {
+fn faccessat2(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     check_access(a[0], a[1], a[2], a[3] as u32)
 }
 
-fn getdents64(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn getdents64(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     if file.is_path_only() {
         return Err(Errno::EBADF);
     }
@@ -457,15 +458,15 @@ fn do_readlink(dirfd: u64, path_addr: u64, buf: u64, size: u64) -> SysResult<u64
     Ok(n as u64)
 }
 
-fn readlink(a: &[u64; 6]) -> SysResult<u64> {
+fn readlink(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_readlink(AT_FDCWD_ARG, a[0], a[1], a[2])
 }
 
-fn readlinkat(a: &[u64; 6]) -> SysResult<u64> {
+fn readlinkat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_readlink(a[0], a[1], a[2], a[3])
 }
 
-fn getcwd(a: &[u64; 6]) -> SysResult<u64> {
+fn getcwd(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let mut cwd = crate::task::current().process.fs.lock().cwd_path().to_vec();
     cwd.push(0);
     if cwd.len() > a[1] as usize {
@@ -482,13 +483,13 @@ fn set_cwd(found: Resolved) -> SysResult<u64> {
     Ok(0)
 }
 
-fn chdir(a: &[u64; 6]) -> SysResult<u64> {
+fn chdir(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let path = read_path(a[0])?;
     set_cwd(lookup(AT_FDCWD_ARG, &path, true, false, true)?)
 }
 
-fn fchdir(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn fchdir(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     if !file.is_directory() {
         return Err(Errno::ENOTDIR);
     }
@@ -537,19 +538,19 @@ fn do_mknod(dirfd: u64, path_addr: u64, mode: u32) -> SysResult<u64> {
     Ok(0)
 }
 
-fn mknod(a: &[u64; 6]) -> SysResult<u64> {
+fn mknod(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_mknod(AT_FDCWD_ARG, a[0], a[1] as u32)
 }
 
-fn mknodat(a: &[u64; 6]) -> SysResult<u64> {
+fn mknodat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_mknod(a[0], a[1], a[2] as u32)
 }
 
-fn mkdir(a: &[u64; 6]) -> SysResult<u64> {
+fn mkdir(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_mkdir(AT_FDCWD_ARG, a[0], a[1] as u32)
 }
 
-fn mkdirat(a: &[u64; 6]) -> SysResult<u64> {
+fn mkdirat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_mkdir(a[0], a[1], a[2] as u32)
 }
 
@@ -574,15 +575,15 @@ fn do_unlink(dirfd: u64, path_addr: u64, flags: u32) -> SysResult<u64> {
     Ok(0)
 }
 
-fn unlink(a: &[u64; 6]) -> SysResult<u64> {
+fn unlink(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_unlink(AT_FDCWD_ARG, a[0], 0)
 }
 
-fn unlinkat(a: &[u64; 6]) -> SysResult<u64> {
+fn unlinkat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_unlink(a[0], a[1], a[2] as u32)
 }
 
-fn rmdir(a: &[u64; 6]) -> SysResult<u64> {
+fn rmdir(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_unlink(AT_FDCWD_ARG, a[0], AT_REMOVEDIR)
 }
 
@@ -626,15 +627,15 @@ fn do_rename(
     Ok(0)
 }
 
-fn rename(a: &[u64; 6]) -> SysResult<u64> {
+fn rename(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_rename(AT_FDCWD_ARG, a[0], AT_FDCWD_ARG, a[1], 0)
 }
 
-fn renameat(a: &[u64; 6]) -> SysResult<u64> {
+fn renameat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_rename(a[0], a[1], a[2], a[3], 0)
 }
 
-fn renameat2(a: &[u64; 6]) -> SysResult<u64> {
+fn renameat2(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_rename(a[0], a[1], a[2], a[3], a[4] as u32)
 }
 
@@ -654,11 +655,11 @@ fn do_symlink(target_addr: u64, dirfd: u64, path_addr: u64) -> SysResult<u64> {
     Ok(0)
 }
 
-fn symlink(a: &[u64; 6]) -> SysResult<u64> {
+fn symlink(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_symlink(a[0], AT_FDCWD_ARG, a[1])
 }
 
-fn symlinkat(a: &[u64; 6]) -> SysResult<u64> {
+fn symlinkat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_symlink(a[0], a[1], a[2])
 }
 
@@ -696,26 +697,26 @@ fn do_link(
     Ok(0)
 }
 
-fn link(a: &[u64; 6]) -> SysResult<u64> {
+fn link(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_link(AT_FDCWD_ARG, a[0], AT_FDCWD_ARG, a[1], 0)
 }
 
-fn linkat(a: &[u64; 6]) -> SysResult<u64> {
+fn linkat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_link(a[0], a[1], a[2], a[3], a[4] as u32)
 }
 
-fn chmod(a: &[u64; 6]) -> SysResult<u64> {
+fn chmod(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let path = read_path(a[0])?;
     let found = lookup_at(AT_FDCWD_ARG, &path, true, false)?;
     set_mode(&found.inode, a[1])
 }
 
-fn fchmod(a: &[u64; 6]) -> SysResult<u64> {
-    let file = file(a[0])?;
+fn fchmod(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    let file = file(me, a[0])?;
     set_mode(file.inode(), a[1])
 }
 
-fn fchmodat(a: &[u64; 6]) -> SysResult<u64> {
+fn fchmodat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let path = read_path(a[1])?;
     let found = lookup_at(a[0], &path, true, false)?;
     set_mode(&found.inode, a[2])
@@ -741,7 +742,7 @@ fn set_owner(inode: &InodeRef, uid: u64, gid: u64) -> SysResult<u64> {
     Ok(0)
 }
 
-fn chown(a: &[u64; 6]) -> SysResult<u64> {
+fn chown(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let path = read_path(a[0])?;
     set_owner(
         &lookup_at(AT_FDCWD_ARG, &path, true, false)?.inode,
@@ -750,7 +751,7 @@ fn chown(a: &[u64; 6]) -> SysResult<u64> {
     )
 }
 
-fn lchown(a: &[u64; 6]) -> SysResult<u64> {
+fn lchown(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let path = read_path(a[0])?;
     set_owner(
         &lookup_at(AT_FDCWD_ARG, &path, false, false)?.inode,
@@ -759,11 +760,11 @@ fn lchown(a: &[u64; 6]) -> SysResult<u64> {
     )
 }
 
-fn fchown(a: &[u64; 6]) -> SysResult<u64> {
-    set_owner(file(a[0])?.inode(), a[1], a[2])
+fn fchown(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    set_owner(file(me, a[0])?.inode(), a[1], a[2])
 }
 
-fn fchownat(a: &[u64; 6]) -> SysResult<u64> {
+fn fchownat(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let flags = a[4] as u32;
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
@@ -778,14 +779,14 @@ fn fchownat(a: &[u64; 6]) -> SysResult<u64> {
     set_owner(&found.inode, a[2], a[3])
 }
 
-fn utimensat(a: &[u64; 6]) -> SysResult<u64> {
+fn utimensat(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let flags = a[3] as u32;
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
     // A NULL path (futimens) names dirfd itself.
     let inode = if a[1] == 0 {
-        file(a[0])?.inode().clone()
+        file(me, a[0])?.inode().clone()
     } else {
         let path = read_path(a[1])?;
         lookup_at(
@@ -825,7 +826,7 @@ fn utimensat(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn umask(a: &[u64; 6]) -> SysResult<u64> {
+fn umask(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let process = crate::task::current().process.clone();
     let mut fs = process.fs.lock();
     let old = fs.umask;
@@ -838,16 +839,16 @@ fn put_statfs(addr: u64, inode: &InodeRef) -> SysResult<u64> {
     Ok(0)
 }
 
-fn statfs(a: &[u64; 6]) -> SysResult<u64> {
+fn statfs(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let path = read_path(a[0])?;
     put_statfs(a[1], &lookup_at(AT_FDCWD_ARG, &path, true, false)?.inode)
 }
 
-fn fstatfs(a: &[u64; 6]) -> SysResult<u64> {
-    put_statfs(a[1], file(a[0])?.inode())
+fn fstatfs(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    put_statfs(a[1], file(me, a[0])?.inode())
 }
 
-fn truncate(a: &[u64; 6]) -> SysResult<u64> {
+fn truncate(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let length = a[1] as i64;
     if length < 0 {
         return Err(Errno::EINVAL);
@@ -863,12 +864,12 @@ fn truncate(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn ftruncate(a: &[u64; 6]) -> SysResult<u64> {
+fn ftruncate(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let length = a[1] as i64;
     if length < 0 {
         return Err(Errno::EINVAL);
     }
-    let file = file(a[0])?;
+    let file = file(me, a[0])?;
     if !file.writable() || file.inode().kind() != FileKind::Regular {
         return Err(Errno::EINVAL);
     }

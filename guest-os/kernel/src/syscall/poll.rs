@@ -9,7 +9,8 @@
 //!
 //! Partial: ppoll and pselect6 do not write back the time left (select does, as Linux's does).
 
-use super::file::{file, files, install, nofile_limit};
+use super::Caller;
+use super::file::{current_file, file, files, install, nofile_limit};
 use crate::fs::epoll::Epoll;
 use crate::fs::eventfd::EventFd;
 use crate::fs::poll::{PollEntry, poll_files};
@@ -144,11 +145,11 @@ fn do_poll(
     Ok(ready as u64)
 }
 
-fn poll(a: &[u64; 6]) -> SysResult<u64> {
+fn poll(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_poll(a[0], a[1], deadline_ms(a[2] as i32), 0, 0)
 }
 
-fn ppoll(a: &[u64; 6]) -> SysResult<u64> {
+fn ppoll(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let deadline = deadline_timespec(a[2])?;
     do_poll(a[0], a[1], deadline, a[3], a[4])
 }
@@ -229,7 +230,7 @@ fn do_select(a: &[u64; 6], deadline: Option<u64>, mask: u64, mask_size: u64) -> 
     Ok(count)
 }
 
-fn select(a: &[u64; 6]) -> SysResult<u64> {
+fn select(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let deadline = if a[4] == 0 {
         None
     } else {
@@ -248,7 +249,7 @@ fn select(a: &[u64; 6]) -> SysResult<u64> {
     result
 }
 
-fn pselect6(a: &[u64; 6]) -> SysResult<u64> {
+fn pselect6(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let deadline = deadline_timespec(a[4])?;
     let (mask, mask_size) = if a[5] != 0 {
         (uaccess::read_u64(a[5])?, uaccess::read_u64(a[5] + 8)?)
@@ -267,30 +268,30 @@ fn new_epoll(flags: u32) -> SysResult<u64> {
     install(file, flags & EPOLL_CLOEXEC != 0)
 }
 
-fn epoll_create(a: &[u64; 6]) -> SysResult<u64> {
+fn epoll_create(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     if (a[0] as i32) <= 0 {
         return Err(Errno::EINVAL);
     }
     new_epoll(0)
 }
 
-fn epoll_create1(a: &[u64; 6]) -> SysResult<u64> {
+fn epoll_create1(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     new_epoll(a[0] as u32)
 }
 
 fn epoll_of(fd: u64) -> SysResult<Arc<Epoll>> {
-    let file = file(fd)?;
+    let file = current_file(fd)?;
     downcast::<Epoll>(file.inode()).ok_or(Errno::EINVAL)
 }
 
-fn epoll_ctl(a: &[u64; 6]) -> SysResult<u64> {
+fn epoll_ctl(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let epoll = epoll_of(a[0])?;
     let op = a[1] as u32;
     let fd = a[2] as i32;
     if a[0] as i32 == fd {
         return Err(Errno::EINVAL);
     }
-    let target = file(a[2])?;
+    let target = file(me, a[2])?;
     let event = if op == EPOLL_CTL_DEL {
         EpollEvent::default()
     } else {
@@ -326,15 +327,15 @@ fn do_epoll_wait(
     Ok(ready.len() as u64)
 }
 
-fn epoll_wait(a: &[u64; 6]) -> SysResult<u64> {
+fn epoll_wait(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_epoll_wait(a[0], a[1], a[2], deadline_ms(a[3] as i32), 0, 0)
 }
 
-fn epoll_pwait(a: &[u64; 6]) -> SysResult<u64> {
+fn epoll_pwait(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_epoll_wait(a[0], a[1], a[2], deadline_ms(a[3] as i32), a[4], a[5])
 }
 
-fn epoll_pwait2(a: &[u64; 6]) -> SysResult<u64> {
+fn epoll_pwait2(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let deadline = deadline_timespec(a[3])?;
     do_epoll_wait(a[0], a[1], a[2], deadline, a[4], a[5])
 }
@@ -348,10 +349,10 @@ fn new_eventfd(initial: u64, flags: u32) -> SysResult<u64> {
     install(file, flags & O_CLOEXEC != 0)
 }
 
-fn eventfd(a: &[u64; 6]) -> SysResult<u64> {
+fn eventfd(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     new_eventfd(a[0], 0)
 }
 
-fn eventfd2(a: &[u64; 6]) -> SysResult<u64> {
+fn eventfd2(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     new_eventfd(a[0], a[1] as u32)
 }

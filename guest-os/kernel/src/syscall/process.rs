@@ -2,6 +2,7 @@
 //! family, process groups and sessions, kill/tkill/tgkill, set_tid_address, robust lists,
 //! arch_prctl, resource limits, affinity and prctl.
 
+use super::Caller;
 use crate::mm::uaccess::{
     copy_from_user, copy_to_user, read_cstring, read_string_array, write_u32,
 };
@@ -64,7 +65,7 @@ pub const TABLE: &[(usize, super::Handler)] = &[
     (nr::SYS_GETCPU, getcpu),
 ];
 
-fn zero(_: &[u64; 6]) -> SysResult<u64> {
+fn zero(_: &Caller, _: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
@@ -342,12 +343,12 @@ fn wait_child(which: Which, nohang: bool, keep: bool) -> SysResult<Option<(Arc<P
     Ok(Some((child, status)))
 }
 
-fn wait4(a: &[u64; 6]) -> SysResult<u64> {
+fn wait4(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let pid = a[0] as i32;
     let options = a[2];
     let which = match pid {
         -1 => Which::Any,
-        0 => Which::Group(me().process.pgid.load(Ordering::Relaxed)),
+        0 => Which::Group(me.process.pgid.load(Ordering::Relaxed)),
         p if p < -1 => Which::Group(p.unsigned_abs()),
         p => Which::Pid(p as u32),
     };
@@ -365,7 +366,7 @@ fn wait4(a: &[u64; 6]) -> SysResult<u64> {
     }
 }
 
-fn waitid(a: &[u64; 6]) -> SysResult<u64> {
+fn waitid(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let options = a[3];
     if options & WEXITED == 0 {
         return Err(Errno::EINVAL);
@@ -396,19 +397,19 @@ fn waitid(a: &[u64; 6]) -> SysResult<u64> {
 
 // --- identity, groups, sessions -------------------------------------------------------------
 
-fn getpid(_: &[u64; 6]) -> SysResult<u64> {
-    Ok(u64::from(me().process.pid))
+fn getpid(me: &Caller, _: &[u64; 6]) -> SysResult<u64> {
+    Ok(u64::from(me.process.pid))
 }
 
-fn gettid(_: &[u64; 6]) -> SysResult<u64> {
-    Ok(u64::from(me().tid))
+fn gettid(me: &Caller, _: &[u64; 6]) -> SysResult<u64> {
+    Ok(u64::from(me.tid))
 }
 
-fn getppid(_: &[u64; 6]) -> SysResult<u64> {
-    Ok(u64::from(me().process.ppid()))
+fn getppid(me: &Caller, _: &[u64; 6]) -> SysResult<u64> {
+    Ok(u64::from(me.process.ppid()))
 }
 
-fn getresid(a: &[u64; 6]) -> SysResult<u64> {
+fn getresid(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     for &ptr in &a[..3] {
         write_u32(ptr, 0)?;
     }
@@ -424,7 +425,7 @@ fn target(pid: u64) -> SysResult<Arc<Process>> {
     }
 }
 
-fn setpgid(a: &[u64; 6]) -> SysResult<u64> {
+fn setpgid(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     if (a[1] as i64) < 0 {
         return Err(Errno::EINVAL);
     }
@@ -434,16 +435,16 @@ fn setpgid(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn getpgid(a: &[u64; 6]) -> SysResult<u64> {
+fn getpgid(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     Ok(u64::from(target(a[0])?.pgid.load(Ordering::Acquire)))
 }
 
-fn getpgrp(_: &[u64; 6]) -> SysResult<u64> {
-    Ok(u64::from(me().process.pgid.load(Ordering::Acquire)))
+fn getpgrp(me: &Caller, _: &[u64; 6]) -> SysResult<u64> {
+    Ok(u64::from(me.process.pgid.load(Ordering::Acquire)))
 }
 
-fn setsid(_: &[u64; 6]) -> SysResult<u64> {
-    let process = me().process.clone();
+fn setsid(me: &Caller, _: &[u64; 6]) -> SysResult<u64> {
+    let process = me.process.clone();
     if process.pgid.load(Ordering::Acquire) == process.pid {
         return Err(Errno::EPERM);
     }
@@ -452,7 +453,7 @@ fn setsid(_: &[u64; 6]) -> SysResult<u64> {
     Ok(u64::from(process.pid))
 }
 
-fn getsid(a: &[u64; 6]) -> SysResult<u64> {
+fn getsid(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     Ok(u64::from(target(a[0])?.sid.load(Ordering::Acquire)))
 }
 
@@ -465,9 +466,8 @@ fn check_signal(sig: u64) -> SysResult<u32> {
     Ok(sig as u32)
 }
 
-fn kill(a: &[u64; 6]) -> SysResult<u64> {
+fn kill(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let sig = check_signal(a[1])?;
-    let me = me();
     let info = SigInfo::kill(sig, me.process.pid as i32, 0);
     let pid = a[0] as i32;
     let targets: alloc::vec::Vec<Arc<Process>> = match pid {
@@ -518,11 +518,11 @@ fn find_thread(tgid: Option<u32>, tid: u32) -> SysResult<Arc<Thread>> {
         .ok_or(Errno::ESRCH)
 }
 
-fn tkill(a: &[u64; 6]) -> SysResult<u64> {
+fn tkill(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     signal_thread(None, a[0] as u32, a[1])
 }
 
-fn tgkill(a: &[u64; 6]) -> SysResult<u64> {
+fn tgkill(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     if (a[0] as i32) <= 0 || (a[1] as i32) <= 0 {
         return Err(Errno::EINVAL);
     }
@@ -542,8 +542,7 @@ fn signal_thread(tgid: Option<u32>, tid: u32, sig: u64) -> SysResult<u64> {
 
 // --- thread bookkeeping ---------------------------------------------------------------------
 
-fn set_tid_address(a: &[u64; 6]) -> SysResult<u64> {
-    let me = me();
+fn set_tid_address(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     me.clear_child_tid.store(a[0], Ordering::Release);
     Ok(u64::from(me.tid))
 }
@@ -551,17 +550,17 @@ fn set_tid_address(a: &[u64; 6]) -> SysResult<u64> {
 /// Size of `struct robust_list_head`.
 const ROBUST_LIST_HEAD_SIZE: u64 = 24;
 
-fn set_robust_list(a: &[u64; 6]) -> SysResult<u64> {
+fn set_robust_list(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     if a[1] != ROBUST_LIST_HEAD_SIZE {
         return Err(Errno::EINVAL);
     }
-    me().robust_list.store(a[0], Ordering::Release);
+    me.robust_list.store(a[0], Ordering::Release);
     Ok(0)
 }
 
-fn get_robust_list(a: &[u64; 6]) -> SysResult<u64> {
+fn get_robust_list(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let thread = if a[0] == 0 {
-        me()
+        me.clone()
     } else {
         find_thread(None, a[0] as u32)?
     };
@@ -590,7 +589,7 @@ pub fn arch_prctl(context: &mut UserContext, a: &[u64; 6]) -> SysResult<u64> {
 
 // --- limits, scheduling, prctl --------------------------------------------------------------
 
-fn prlimit64(a: &[u64; 6]) -> SysResult<u64> {
+fn prlimit64(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let process = target(a[0])?;
     let resource = a[1] as usize;
     if resource >= RLIMIT_COUNT {
@@ -624,20 +623,20 @@ fn prlimit64(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn getrlimit(a: &[u64; 6]) -> SysResult<u64> {
-    prlimit64(&[0, a[0], 0, a[1], 0, 0])
+fn getrlimit(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    prlimit64(me, &[0, a[0], 0, a[1], 0, 0])
 }
 
-fn setrlimit(a: &[u64; 6]) -> SysResult<u64> {
-    prlimit64(&[0, a[0], a[1], 0, 0, 0])
+fn setrlimit(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
+    prlimit64(me, &[0, a[0], a[1], 0, 0, 0])
 }
 
-fn sched_yield(_: &[u64; 6]) -> SysResult<u64> {
+fn sched_yield(_: &Caller, _: &[u64; 6]) -> SysResult<u64> {
     sched::yield_now();
     Ok(0)
 }
 
-fn sched_getaffinity(a: &[u64; 6]) -> SysResult<u64> {
+fn sched_getaffinity(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let cpus = hal_pv::smp::online_cpus() as usize;
     let bytes = cpus.div_ceil(64) * 8;
     let len = a[1] as usize;
@@ -652,12 +651,12 @@ fn sched_getaffinity(a: &[u64; 6]) -> SysResult<u64> {
     Ok(bytes as u64)
 }
 
-fn sched_getparam(a: &[u64; 6]) -> SysResult<u64> {
+fn sched_getparam(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     write_u32(a[1], 0)?;
     Ok(0)
 }
 
-fn getpriority(_: &[u64; 6]) -> SysResult<u64> {
+fn getpriority(_: &Caller, _: &[u64; 6]) -> SysResult<u64> {
     // The kernel's form: 20 - nice.
     Ok(20)
 }
@@ -671,7 +670,7 @@ const PR_GET_NAME: u64 = 16;
 const PR_SET_NO_NEW_PRIVS: u64 = 38;
 const PR_GET_NO_NEW_PRIVS: u64 = 39;
 
-fn prctl(a: &[u64; 6]) -> SysResult<u64> {
+fn prctl(me: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     match a[0] {
         PR_SET_PDEATHSIG | PR_SET_DUMPABLE | PR_SET_NO_NEW_PRIVS => Ok(0),
         PR_GET_PDEATHSIG => write_u32(a[1], 0).map(|_| 0),
@@ -683,7 +682,7 @@ fn prctl(a: &[u64; 6]) -> SysResult<u64> {
             Ok(0)
         }
         PR_GET_NAME => {
-            let exe = me().process.exe.lock().clone();
+            let exe = me.process.exe.lock().clone();
             let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
             let mut name = [0u8; 16];
             let n = base.len().min(15);
@@ -694,7 +693,7 @@ fn prctl(a: &[u64; 6]) -> SysResult<u64> {
     }
 }
 
-fn getcpu(a: &[u64; 6]) -> SysResult<u64> {
+fn getcpu(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     if a[0] != 0 {
         write_u32(a[0], hal_pv::cpu::cpu_index())?;
     }

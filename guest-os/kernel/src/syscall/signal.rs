@@ -1,6 +1,7 @@
 //! Signal system calls: rt_sigaction, rt_sigprocmask, sigaltstack, rt_sigpending,
 //! rt_sigsuspend, pause. Delivery itself lives in `task::signal`.
 
+use super::Caller;
 use crate::mm::uaccess::{copy_from_user, copy_to_user, read_u64, write_u64};
 use crate::task::process::SigAction;
 use crate::task::signal::UNBLOCKABLE;
@@ -19,7 +20,7 @@ pub const TABLE: &[(usize, super::Handler)] = &[
     (nr::SYS_PAUSE, pause),
 ];
 
-fn rt_sigaction(a: &[u64; 6]) -> SysResult<u64> {
+fn rt_sigaction(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let sig = a[0] as u32;
     if !(1..=64).contains(&sig) || a[3] != 8 {
         return Err(Errno::EINVAL);
@@ -61,7 +62,7 @@ fn rt_sigaction(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn rt_sigprocmask(a: &[u64; 6]) -> SysResult<u64> {
+fn rt_sigprocmask(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     if a[3] != 8 {
         return Err(Errno::EINVAL);
     }
@@ -83,7 +84,7 @@ fn rt_sigprocmask(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn sigaltstack(a: &[u64; 6]) -> SysResult<u64> {
+fn sigaltstack(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let me = crate::task::current();
     let old = *me.alt_stack.lock();
     if a[1] != 0 {
@@ -132,7 +133,7 @@ fn sigaltstack(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn rt_sigpending(a: &[u64; 6]) -> SysResult<u64> {
+fn rt_sigpending(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let me = crate::task::current();
     let pending = me.pending.load(Ordering::Acquire) | me.process.pending.load(Ordering::Acquire);
     write_u64(a[0], pending & me.sigmask.load(Ordering::Acquire))?;
@@ -142,7 +143,7 @@ fn rt_sigpending(a: &[u64; 6]) -> SysResult<u64> {
 /// Nobody wakes this queue: the sleepers wait for signals only.
 static NEVER: WaitQueue = WaitQueue::new();
 
-fn rt_sigsuspend(a: &[u64; 6]) -> SysResult<u64> {
+fn rt_sigsuspend(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     if a[1] != 8 {
         return Err(Errno::EINVAL);
     }
@@ -156,7 +157,7 @@ fn rt_sigsuspend(a: &[u64; 6]) -> SysResult<u64> {
     Err(Errno::EINTR)
 }
 
-fn pause(_: &[u64; 6]) -> SysResult<u64> {
+fn pause(_: &Caller, _: &[u64; 6]) -> SysResult<u64> {
     let _ = NEVER.wait_until(|| None::<()>);
     Err(Errno::EINTR)
 }

@@ -11,7 +11,8 @@
 //! SOCK_RAW are ESOCKTNOSUPPORT, AF_NETLINK and AF_PACKET are EAFNOSUPPORT (glibc then assumes both address
 //! families are configured); SCM_CREDENTIALS is ignored when sent and never received.
 
-use super::file::{file, files, iovecs, nofile_limit};
+use super::Caller;
+use super::file::{current_file, files, iovecs, nofile_limit};
 use crate::fs::{FileRef, ReadBuf, WriteBuf};
 use crate::mm::uaccess;
 use crate::net::socket::{self, Socket, SocketFile};
@@ -93,13 +94,13 @@ fn install(file: FileRef, cloexec: bool) -> SysResult<u64> {
     Ok(fd as u64)
 }
 
-fn socket(a: &[u64; 6]) -> SysResult<u64> {
+fn socket(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (kind, nonblock, cloexec) = split_type(a[1])?;
     let socket = new_socket(a[0] as u32, kind, a[2] as u32)?;
     install(SocketFile::open(socket, nonblock), cloexec)
 }
 
-fn socketpair(a: &[u64; 6]) -> SysResult<u64> {
+fn socketpair(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (kind, nonblock, cloexec) = split_type(a[1])?;
     let family = a[0] as u32;
     if family != AF_UNIX as u32 {
@@ -146,7 +147,7 @@ fn socketpair(a: &[u64; 6]) -> SysResult<u64> {
 
 /// The socket behind `fd` and its open file.
 fn sock(fd: u64) -> SysResult<(FileRef, alloc::sync::Arc<SocketFile>)> {
-    let file = file(fd)?;
+    let file = current_file(fd)?;
     let socket = socket::of(&file)?;
     Ok((file, socket))
 }
@@ -178,7 +179,7 @@ fn write_addr(addr: &SockAddr, addr_ptr: u64, len_ptr: u64) -> SysResult<()> {
     uaccess::write_u32(len_ptr, bytes.len() as u32)
 }
 
-fn bind(a: &[u64; 6]) -> SysResult<u64> {
+fn bind(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (_, socket) = sock(a[0])?;
     let addr = read_addr(a[1], a[2])?;
     check_family(&socket, &addr)?;
@@ -204,7 +205,7 @@ fn check_family(socket: &SocketFile, addr: &SockAddr) -> SysResult<()> {
     }
 }
 
-fn listen(a: &[u64; 6]) -> SysResult<u64> {
+fn listen(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (_, socket) = sock(a[0])?;
     let backlog = (a[1] as i32).clamp(1, SOMAXCONN as i32) as usize;
     socket.socket.listen(backlog, socket.bind_flags())?;
@@ -228,15 +229,15 @@ fn do_accept(fd: u64, addr_ptr: u64, len_ptr: u64, flags: u32) -> SysResult<u64>
     install(new, flags & SOCK_CLOEXEC != 0)
 }
 
-fn accept(a: &[u64; 6]) -> SysResult<u64> {
+fn accept(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_accept(a[0], a[1], a[2], 0)
 }
 
-fn accept4(a: &[u64; 6]) -> SysResult<u64> {
+fn accept4(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     do_accept(a[0], a[1], a[2], a[3] as u32)
 }
 
-fn connect(a: &[u64; 6]) -> SysResult<u64> {
+fn connect(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (file, socket) = sock(a[0])?;
     let addr = read_addr(a[1], a[2])?;
     check_family(&socket, &addr)?;
@@ -246,13 +247,13 @@ fn connect(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn shutdown(a: &[u64; 6]) -> SysResult<u64> {
+fn shutdown(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (_, socket) = sock(a[0])?;
     socket.socket.shutdown(a[1] as u32)?;
     Ok(0)
 }
 
-fn sendto(a: &[u64; 6]) -> SysResult<u64> {
+fn sendto(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (file, socket) = sock(a[0])?;
     let flags = a[3] as u32;
     let to = if a[4] != 0 {
@@ -269,7 +270,7 @@ fn sendto(a: &[u64; 6]) -> SysResult<u64> {
     Ok(n as u64)
 }
 
-fn recvfrom(a: &[u64; 6]) -> SysResult<u64> {
+fn recvfrom(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (file, socket) = sock(a[0])?;
     let flags = a[3] as u32;
     let len = (a[2] as usize).min(noa_linux_abi::io::MAX_RW_COUNT as usize);
@@ -398,12 +399,12 @@ fn recv_one(file: &FileRef, socket: &SocketFile, msg: u64, flags: u32) -> SysRes
     })
 }
 
-fn sendmsg(a: &[u64; 6]) -> SysResult<u64> {
+fn sendmsg(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (file, socket) = sock(a[0])?;
     Ok(send_one(&file, &socket, a[1], a[2] as u32)? as u64)
 }
 
-fn recvmsg(a: &[u64; 6]) -> SysResult<u64> {
+fn recvmsg(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (file, socket) = sock(a[0])?;
     Ok(recv_one(&file, &socket, a[1], a[2] as u32)? as u64)
 }
@@ -411,7 +412,7 @@ fn recvmsg(a: &[u64; 6]) -> SysResult<u64> {
 /// Most messages one sendmmsg/recvmmsg handles (`UIO_MAXIOV`).
 const MMSG_MAX: u64 = 1024;
 
-fn sendmmsg(a: &[u64; 6]) -> SysResult<u64> {
+fn sendmmsg(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (file, socket) = sock(a[0])?;
     let count = a[2].min(MMSG_MAX);
     let flags = a[3] as u32;
@@ -428,7 +429,7 @@ fn sendmmsg(a: &[u64; 6]) -> SysResult<u64> {
     Ok(done)
 }
 
-fn recvmmsg(a: &[u64; 6]) -> SysResult<u64> {
+fn recvmmsg(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (file, socket) = sock(a[0])?;
     let count = a[2].min(MMSG_MAX);
     let flags = a[3] as u32;
@@ -452,21 +453,21 @@ fn recvmmsg(a: &[u64; 6]) -> SysResult<u64> {
     Ok(done)
 }
 
-fn getsockname(a: &[u64; 6]) -> SysResult<u64> {
+fn getsockname(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (_, socket) = sock(a[0])?;
     let addr = socket.socket.local_addr()?;
     write_addr(&addr, a[1], a[2])?;
     Ok(0)
 }
 
-fn getpeername(a: &[u64; 6]) -> SysResult<u64> {
+fn getpeername(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (_, socket) = sock(a[0])?;
     let addr = socket.socket.peer_addr()?;
     write_addr(&addr, a[1], a[2])?;
     Ok(0)
 }
 
-fn setsockopt(a: &[u64; 6]) -> SysResult<u64> {
+fn setsockopt(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (_, socket) = sock(a[0])?;
     let len = a[4] as u32 as usize;
     if len > 4096 {
@@ -480,7 +481,7 @@ fn setsockopt(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn getsockopt(a: &[u64; 6]) -> SysResult<u64> {
+fn getsockopt(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let (_, socket) = sock(a[0])?;
     let len_ptr = a[4];
     let room = uaccess::read_u32(len_ptr)? as i32;

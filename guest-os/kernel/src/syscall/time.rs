@@ -5,6 +5,7 @@
 //! at boot from kvmclock's wall clock (under QEMU TCG, which has no kvmclock, it counts from the
 //! epoch: no RTC driver yet).
 
+use super::Caller;
 use crate::mm::uaccess::{copy_from_user, copy_to_user};
 use crate::task::wait::WaitQueue;
 use core::sync::atomic::Ordering;
@@ -57,13 +58,13 @@ fn clock_ns(clock: u32) -> SysResult<u64> {
     })
 }
 
-fn clock_gettime(a: &[u64; 6]) -> SysResult<u64> {
+fn clock_gettime(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let ns = clock_ns(a[0] as u32)?;
     copy_to_user(a[1], &Timespec::from_nanos(ns).encode())?;
     Ok(0)
 }
 
-fn clock_getres(a: &[u64; 6]) -> SysResult<u64> {
+fn clock_getres(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     clock_ns(a[0] as u32)?;
     if a[1] != 0 {
         copy_to_user(a[1], &Timespec::from_nanos(1).encode())?;
@@ -71,7 +72,7 @@ fn clock_getres(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn gettimeofday(a: &[u64; 6]) -> SysResult<u64> {
+fn gettimeofday(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let ns = clock_ns(CLOCK_REALTIME)?;
     if a[0] != 0 {
         copy_to_user(a[0], &Timeval::from_nanos(ns).encode())?;
@@ -82,7 +83,7 @@ fn gettimeofday(a: &[u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-fn time(a: &[u64; 6]) -> SysResult<u64> {
+fn time(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let secs = clock_ns(CLOCK_REALTIME)? / 1_000_000_000;
     if a[0] != 0 {
         crate::mm::uaccess::write_u64(a[0], secs)?;
@@ -115,12 +116,12 @@ fn sleep_until(deadline: u64, remaining: u64) -> SysResult<u64> {
     }
 }
 
-fn nanosleep(a: &[u64; 6]) -> SysResult<u64> {
+fn nanosleep(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let ns = read_timespec(a[0])?;
     sleep_until(hal_pv::time::now_ns().saturating_add(ns), a[1])
 }
 
-fn clock_nanosleep(a: &[u64; 6]) -> SysResult<u64> {
+fn clock_nanosleep(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let clock = a[0] as u32;
     let absolute = a[1] as u32 & TIMER_ABSTIME != 0;
     let ns = read_timespec(a[2])?;
@@ -134,7 +135,7 @@ fn clock_nanosleep(a: &[u64; 6]) -> SysResult<u64> {
     sleep_until(deadline, if absolute { 0 } else { a[3] })
 }
 
-fn times(a: &[u64; 6]) -> SysResult<u64> {
+fn times(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let me = crate::task::current();
     let children = me.process.children_user_ns.load(Ordering::Relaxed);
     if a[0] != 0 {
@@ -153,7 +154,7 @@ const RUSAGE_SELF: i64 = 0;
 const RUSAGE_CHILDREN: i64 = -1;
 const RUSAGE_THREAD: i64 = 1;
 
-fn getrusage(a: &[u64; 6]) -> SysResult<u64> {
+fn getrusage(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let me = crate::task::current();
     let ns = match a[0] as i64 {
         RUSAGE_SELF => process_cpu_ns(),
