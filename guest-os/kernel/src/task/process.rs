@@ -125,6 +125,18 @@ impl Process {
         self.mm.lock().clone()
     }
 
+    /// Takes the address space away from a process whose last thread is leaving, leaving an
+    /// empty one shared by all such processes (a zombie has no memory, as /proc shows in Linux).
+    /// The caller drops what it gets once nothing needs it (see `user_loop::exit_thread`).
+    pub fn release_mm(&self) -> Arc<Mm> {
+        static EMPTY: spin::Once<Option<Arc<Mm>>> = spin::Once::new();
+        match EMPTY.call_once(|| Mm::new().ok()) {
+            Some(empty) => core::mem::replace(&mut *self.mm.lock(), empty.clone()),
+            // No memory even for an empty one: the process keeps its own until it is reaped.
+            None => self.mm(),
+        }
+    }
+
     pub fn is_exiting(&self) -> bool {
         self.exiting.load(Ordering::Acquire)
     }

@@ -206,8 +206,18 @@ pub fn exit_thread(me: Arc<Thread>) -> ! {
     }
     drop(me);
     if last {
+        // The parent hears of the exit before the address space goes: tearing it down, page by
+        // page, takes seconds for a large process on PVM hosts, and a waiting parent need not
+        // wait for it (at shutdown, init powers off meanwhile). Dirty shared pages need none of
+        // it: the page cache writes them back at sync and power-off (`mm::page_cache`).
+        let mm = process.release_mm();
         super::process::finish(&process);
+        drop(process);
+        // Off this process's tables first: a CPU that has them loaded keeps them alive.
+        hal_pv::mm::address_space::activate_kernel_space();
+        drop(mm);
+    } else {
+        drop(process);
     }
-    drop(process);
     sched::exit_current()
 }
