@@ -92,6 +92,10 @@ pub(crate) unsafe fn install(percpu: &'static PerCpu) {
     }
     if let Some(slot) = ALL.get(percpu.index as usize) {
         slot.store(ptr as *mut PerCpu, core::sync::atomic::Ordering::Release);
+        INSTALLED.fetch_max(
+            percpu.index as usize + 1,
+            core::sync::atomic::Ordering::AcqRel,
+        );
     }
 }
 
@@ -99,9 +103,15 @@ pub(crate) unsafe fn install(percpu: &'static PerCpu) {
 static ALL: [core::sync::atomic::AtomicPtr<PerCpu>; MAX_CPUS] =
     [const { core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 
+/// One past the highest index installed: how much of [`ALL`] to look at. CPUs are numbered from
+/// 0 as they come up, so on a 2-vCPU guest a walk over all CPUs (a TLB shoot-down, a wake-up)
+/// looks at 2 slots, not 64 — each an emulated instruction or more on PVM hosts.
+static INSTALLED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
 /// The per-CPU blocks of all CPUs online.
 pub fn all_cpus() -> impl Iterator<Item = &'static PerCpu> {
-    ALL.iter().filter_map(|slot| {
+    let installed = INSTALLED.load(core::sync::atomic::Ordering::Acquire);
+    ALL[..installed.min(MAX_CPUS)].iter().filter_map(|slot| {
         let ptr = slot.load(core::sync::atomic::Ordering::Acquire);
         // SAFETY: only `install` stores here, pointers to blocks that live forever.
         (!ptr.is_null()).then(|| unsafe { &*ptr })
