@@ -6,7 +6,7 @@
 //! - A row is `full` or `partial` exactly when the kernel has a handler for that number, and
 //!   `ENOSYS` otherwise. Handlers are the `nr::SYS_*` entries of each family's `TABLE` (the
 //!   families are the `x::TABLE`s merged in `syscall/mod.rs`), plus the `nr::SYS_* =>` arms of
-//!   `dispatch` in `syscall/mod.rs`.
+//!   `with_registers` in `syscall/mod.rs` (the calls that need the user registers).
 //! - The summary counts match the table.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -140,18 +140,18 @@ fn implemented(abi: &Abi) -> BTreeSet<u32> {
         assert!(!found.is_empty(), "{path}: TABLE names no nr::SYS_*");
         idents.extend(found);
     }
-    // The calls `dispatch` handles itself, before the table.
+    // The calls the dispatcher handles itself, outside the table (they need the registers).
     let dispatch = section(
         &dispatcher,
-        "fn dispatch(",
+        "fn with_registers(",
         "\n}",
-        "syscall/mod.rs dispatch",
+        "syscall/mod.rs with_registers",
     );
     let direct = sys_idents(dispatch, true);
     for must in ["CLONE", "EXECVE", "RT_SIGRETURN", "EXIT_GROUP"] {
         assert!(
             direct.iter().any(|d| d == must),
-            "syscall/mod.rs dispatch: no `nr::SYS_{must} =>` arm found (parser out of date?)"
+            "syscall/mod.rs with_registers: no `nr::SYS_{must} =>` arm found (parser out of date?)"
         );
     }
     idents.extend(direct);
