@@ -7,9 +7,9 @@
 //! places. Submitting a request writes its header, one descriptor and one ring entry; a batch is
 //! published with one notification (if the device wants one) and completes with one interrupt.
 //!
-//! Requests go in batches: submit every request of a batch, sleep until the device has answered
-//! them all, then collect. A batch is how the kernel keeps many requests in flight; the
-//! single-request calls are batches of one.
+//! Requests go in batches ([`Block::batch`]: submit them all, sleep until the device has answered
+//! them all; the single-request calls are batches of one) or in a stream ([`Block::stream`]: each
+//! answered request's slot is refilled at once, so the queue stays full).
 
 use super::dma::Dma;
 use super::ring::{DESC_NEXT, DESC_WRITE, Ring};
@@ -193,7 +193,6 @@ impl Block {
             let write = matches!(request, Request::Write { .. });
             self.check(request.len(), write)?;
         }
-        let mut result = Ok(());
         for chunk in requests.chunks(self.slot_count) {
             for (i, request) in chunk.iter().enumerate() {
                 match request {
@@ -202,17 +201,17 @@ impl Block {
                 }
             }
             self.wait_for(chunk.len());
+            let mut failed = false;
             while self.busy != 0 {
                 match self.take_used() {
-                    Some((_, true)) => {}
-                    Some((_, false)) => result = Err(Error(virtio_drivers::Error::IoError)),
+                    Some((_, ok)) => failed |= !ok,
                     // Not all answered after all (a device bug): stop rather than spin.
                     None => return Err(Error(virtio_drivers::Error::WrongToken)),
                 }
             }
-            result
-                .as_ref()
-                .map_err(|_| Error(virtio_drivers::Error::IoError))?;
+            if failed {
+                return Err(Error(virtio_drivers::Error::IoError));
+            }
         }
         Ok(())
     }

@@ -38,7 +38,7 @@ pub fn init(devices: alloc::vec::Vec<hal_pv::virtio::Device>, cmdline: &str) {
         return;
     };
     let link = Link::from_cmdline(cmdline);
-    match Net::open(device, link.mtu) {
+    match link.open(device) {
         Ok(card) => iface::init(
             card,
             link.mtu,

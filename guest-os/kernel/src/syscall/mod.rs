@@ -113,9 +113,7 @@ fn dispatch(me: &Arc<Thread>, context: &mut UserContext, number: u64) {
     // one indexed load is the whole lookup. Its handlers read the arguments in the frame.
     let result = match table().get(number as usize).copied().flatten() {
         Some(handler) => handler(me, context.syscall_arg_regs()),
-        None => match with_registers(me, context, number as usize, &{
-            *context.syscall_arg_regs()
-        }) {
+        None => match with_registers(me, context, number as usize) {
             Some(result) => result,
             None => return, // rt_sigreturn: RAX is the interrupted code's
         },
@@ -133,8 +131,9 @@ fn with_registers(
     me: &Arc<Thread>,
     context: &mut UserContext,
     number: usize,
-    args: &[u64; 6],
 ) -> Option<SysResult<u64>> {
+    // A copy: these calls may rewrite the registers the arguments came in.
+    let args = &{ *context.syscall_arg_regs() };
     Some(match number {
         nr::SYS_RT_SIGRETURN => {
             if !crate::task::signal::sigreturn(me, context) {

@@ -45,14 +45,6 @@ struct Segment {
     len: u32,
 }
 
-/// One contiguous stretch of a transfer: guest bytes at `addr` and the file's at `pos`.
-#[derive(Clone, Copy, Debug)]
-struct Piece {
-    addr: GuestAddress,
-    len: usize,
-    pos: u64,
-}
-
 /// What went wrong with a request, for the device's one log line.
 #[derive(Debug)]
 pub enum Problem {
@@ -74,8 +66,6 @@ pub struct Completion {
 pub struct Requests {
     readable: Vec<Segment>,
     writable: Vec<Segment>,
-    /// The guest and file pieces of one transfer.
-    pieces: Vec<Piece>,
     serial: [u8; ID_BYTES],
     /// The driver did not negotiate FLUSH, so it expects every write to be durable on completion.
     write_through: bool,
@@ -86,7 +76,6 @@ impl Requests {
         Requests {
             readable: Vec::with_capacity(MAX_DESCRIPTORS),
             writable: Vec::with_capacity(MAX_DESCRIPTORS),
-            pieces: Vec::with_capacity(MAX_DESCRIPTORS),
             serial,
             write_through,
         }
@@ -271,12 +260,11 @@ impl Requests {
         offset: u64,
         bytes: u64,
     ) -> Result<u32, (u32, Problem)> {
-        let (segments, pieces) = (&self.writable, &mut self.pieces);
+        let segments = &self.writable;
         disk.read_with(offset, bytes as usize, |file, pos, at, n| {
-            file_pieces(segments, at, n, pos, pieces)?;
-            pieces
-                .iter()
-                .try_for_each(|p| memory::read_file_into(mem, p.addr, p.len, file, p.pos))
+            for_file_pieces(segments, at, n, pos, |addr, len, pos| {
+                memory::read_file_into(mem, addr, len, file, pos)
+            })
         })
         .map_err(|e| (0, Problem::Host(format!("read at byte {offset}: {e}"))))?;
         // A chain is at most 4 GiB (virtio-queue stops at u32 bytes), so this fits.
@@ -291,12 +279,15 @@ impl Requests {
         offset: u64,
         bytes: u64,
     ) -> Result<(), (u32, Problem)> {
-        let (segments, pieces) = (&self.readable, &mut self.pieces);
+        let segments = &self.readable;
         disk.write_with(offset, bytes as usize, |file, pos, at, n| {
-            file_pieces(segments, HEADER_BYTES as usize + at, n, pos, pieces)?;
-            pieces
-                .iter()
-                .try_for_each(|p| memory::write_file_from(mem, p.addr, p.len, file, p.pos))
+            for_file_pieces(
+                segments,
+                HEADER_BYTES as usize + at,
+                n,
+                pos,
+                |addr, len, pos| memory::write_file_from(mem, addr, len, file, pos),
+            )
         })
         .map_err(|e| (0, Problem::Host(format!("write at byte {offset}: {e}"))))?;
         if self.write_through
@@ -308,24 +299,19 @@ impl Requests {
     }
 }
 
-/// Fills `out` with the guest pieces of bytes `offset..offset + len` of the concatenation of
-/// `segments`, each with its file position counted from `pos`; fails if the segments end first
-/// (the caller sized `len` from them, so they do not).
-fn file_pieces(
+/// Calls `each(address, len, file position)` for the guest pieces of bytes `offset..offset + len`
+/// of the concatenation of `segments`, the file positions counted from `pos`; fails if the
+/// segments end first (the caller sized `len` from them, so they do not).
+fn for_file_pieces(
     segments: &[Segment],
     offset: usize,
     len: usize,
     pos: u64,
-    out: &mut Vec<Piece>,
+    mut each: impl FnMut(GuestAddress, usize, u64) -> io::Result<()>,
 ) -> io::Result<()> {
-    out.clear();
     let mut done = 0;
     for (addr, n) in pieces(segments, offset as u64, len) {
-        out.push(Piece {
-            addr,
-            len: n,
-            pos: pos + done as u64,
-        });
+        each(addr, n, pos + done as u64)?;
         done += n;
     }
     if done == len {
