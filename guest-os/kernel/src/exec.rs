@@ -228,7 +228,7 @@ pub fn install(me: &Arc<Thread>, image: Image, context: &mut UserContext) -> Sys
     // Other threads go away (Linux's de_thread); they see `exiting` at their next trap.
     for thread in process.live_threads() {
         if !Arc::ptr_eq(&thread, me) {
-            thread.exiting.store(true, Ordering::Release);
+            thread.set_exiting();
             crate::task::sched::kick(&thread);
         }
     }

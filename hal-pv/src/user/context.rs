@@ -34,10 +34,22 @@ pub struct UserContext {
     frame: TrapFrame,
     fs_base: u64,
     gs_base: u64,
+    /// The frame's RIP, RSP, RFLAGS or selectors may need sanitising before the next entry: the
+    /// kernel set them (exec, a signal frame, sigreturn, a new thread), or the last trap was not
+    /// a system call. After a system call there is nothing to do but what `classify` did (the
+    /// return RIP and RFLAGS come from RCX and R11, checked there), so the common round trip
+    /// skips [`UserContext::run`]'s checks.
+    unchecked: bool,
 }
 
 fn is_user_canonical(addr: u64) -> bool {
     addr < crate::mm::address_space::USER_END
+}
+
+/// RFLAGS as user mode may have them (see [`USER_FLAGS`]).
+#[inline]
+fn sanitised_flags(rflags: u64) -> u64 {
+    (rflags & USER_FLAGS) | FLAG_IF | FLAG_RESERVED
 }
 
 impl Default for UserContext {
@@ -76,6 +88,7 @@ impl UserContext {
             },
             fs_base: 0,
             gs_base: 0,
+            unchecked: true,
         }
     }
 
@@ -84,13 +97,17 @@ impl UserContext {
     ///
     /// Panics if no user address space is loaded on this CPU.
     pub fn run(&mut self) -> Trap {
-        let frame = &mut self.frame;
-        frame.cs = u64::from(USER_CODE);
-        frame.ss = u64::from(USER_DATA);
-        frame.rflags = (frame.rflags & USER_FLAGS) | FLAG_IF | FLAG_RESERVED;
-        if !is_user_canonical(frame.rip) || !is_user_canonical(frame.rsp) {
-            return Trap::BadState;
+        if self.unchecked {
+            let frame = &mut self.frame;
+            frame.cs = u64::from(USER_CODE);
+            frame.ss = u64::from(USER_DATA);
+            frame.rflags = sanitised_flags(frame.rflags);
+            if !is_user_canonical(frame.rip) || !is_user_canonical(frame.rsp) {
+                return Trap::BadState;
+            }
+            self.unchecked = false;
         }
+        let frame = &mut self.frame;
         let cpu = crate::cpu::this_cpu();
         let state = &cpu.user;
         // SAFETY: this CPU's own state, interrupts off in the kernel.
@@ -133,8 +150,7 @@ impl UserContext {
         let frame = &mut self.frame;
         let vector = frame.vector;
         if vector == super::SYSCALL_VECTOR {
-            frame.rip = frame.rcx;
-            frame.rflags = frame.r11;
+            self.take_syscall_return();
             return Trap::Syscall;
         }
         if vector == PAGE_FAULT {
@@ -143,16 +159,19 @@ impl UserContext {
             let entry = syscall_entry_address();
             if frame.rip == entry && addr == entry {
                 // The PVM form of `syscall` (see the module doc).
-                frame.rip = frame.rcx;
-                frame.rflags = frame.r11;
+                self.take_syscall_return();
                 return Trap::Syscall;
             }
+            self.unchecked = true;
             return Trap::Exception {
                 vector: PAGE_FAULT as u8,
                 error: frame.error_code,
                 addr,
             };
         }
+        // Traps other than system calls are rare next to them: their frames are sanitised as a
+        // precaution (a PVM host's frame is not always the user's own RFLAGS).
+        self.unchecked = true;
         if vector < 32 {
             return Trap::Exception {
                 vector: vector as u8,
@@ -162,6 +181,19 @@ impl UserContext {
         }
         crate::irq::dispatch_user_interrupt(frame);
         Trap::Interrupt
+    }
+
+    /// After `syscall`: the return address and flags are RCX and R11, which the user chose (a
+    /// `jmp` to the entry forges both). The flags are sanitised here; a non-canonical RCX is
+    /// left for `run` to refuse.
+    #[inline]
+    fn take_syscall_return(&mut self) {
+        let frame = &mut self.frame;
+        frame.rip = frame.rcx;
+        frame.rflags = sanitised_flags(frame.r11);
+        if !is_user_canonical(frame.rip) {
+            self.unchecked = true;
+        }
     }
 
     /// The system call number (RAX) and its six arguments.
@@ -215,6 +247,7 @@ impl UserContext {
     #[inline]
     pub fn set_rip(&mut self, rip: u64) {
         self.frame.rip = rip;
+        self.unchecked = true;
     }
     #[inline]
     pub fn rsp(&self) -> u64 {
@@ -223,6 +256,7 @@ impl UserContext {
     #[inline]
     pub fn set_rsp(&mut self, rsp: u64) {
         self.frame.rsp = rsp;
+        self.unchecked = true;
     }
     #[inline]
     pub fn rflags(&self) -> u64 {
@@ -232,6 +266,7 @@ impl UserContext {
     #[inline]
     pub fn set_rflags(&mut self, rflags: u64) {
         self.frame.rflags = rflags;
+        self.unchecked = true;
     }
     #[inline]
     pub fn fs_base(&self) -> u64 {
@@ -269,6 +304,7 @@ impl UserContext {
             f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.rdi, f.rsi, f.rbp, f.rbx,
             f.rdx, f.rax, f.rcx, f.rsp, f.rip,
         ] = r;
+        self.unchecked = true;
     }
 
     /// Sets the argument registers for a function call (signal handlers, thread starts).

@@ -71,13 +71,19 @@ fn table() -> &'static [Option<Handler>; TABLE_LEN] {
 }
 
 /// `noa.strace=1` on the command line: log every system call and its result (debugging);
-/// `noa.strace=2`: all but futex.
+/// `noa.strace=2`: all but futex. Set at boot, before the first user thread starts.
 pub static TRACE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
-/// Handles the system call in `context` (number in RAX) and stores the result in RAX.
-pub fn handle(me: &Arc<Thread>, context: &mut UserContext) {
+/// Whether system calls are traced (user threads pick their loop by it when they start).
+pub fn tracing() -> bool {
+    TRACE.load(Ordering::Relaxed) != 0
+}
+
+/// Handles the system call in `context` (number in RAX) and stores the result in RAX; `TRACED`
+/// is [`tracing`], fixed for the thread's loop.
+pub fn handle<const TRACED: bool>(me: &Arc<Thread>, context: &mut UserContext) {
     let number = context.syscall_number();
-    if TRACE.load(Ordering::Relaxed) != 0 {
+    if TRACED {
         traced(me, context, number);
         return;
     }

@@ -90,8 +90,7 @@ fn with_sigmask<T>(mask_addr: u64, size: u64, wait: impl FnOnce() -> SysResult<T
     let result = wait();
     if result.as_ref().err() == Some(&Errno::EINTR) {
         // Delivered under `mask`; the user loop restores `old` afterwards.
-        me.saved_sigmask
-            .store(old, core::sync::atomic::Ordering::Release);
+        me.restore_sigmask_later(old);
     } else {
         me.sigmask.store(old, Ordering::Release);
     }

@@ -270,7 +270,7 @@ pub fn exit(me: &Arc<Thread>, a: &[u64; 6]) -> SysResult<u64> {
             .group_exit_status
             .store(status, Ordering::Release);
     }
-    me.exiting.store(true, Ordering::Release);
+    me.set_exiting();
     Ok(0)
 }
 

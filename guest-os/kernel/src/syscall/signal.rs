@@ -152,7 +152,7 @@ fn rt_sigsuspend(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let old = me.sigmask.swap(mask, Ordering::AcqRel);
     // The signal is delivered under the suspend mask; the old mask goes into the handler's frame
     // (and comes back at its sigreturn) or is restored by the user loop if no handler runs.
-    me.saved_sigmask.store(old, Ordering::Release);
+    me.restore_sigmask_later(old);
     let _ = NEVER.wait_until(|| None::<()>);
     Err(Errno::EINTR)
 }

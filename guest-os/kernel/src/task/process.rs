@@ -154,7 +154,7 @@ impl Process {
                 .store(status as u32, Ordering::Release);
         }
         for thread in self.live_threads() {
-            thread.exiting.store(true, Ordering::Release);
+            thread.set_exiting();
             super::sched::kick(&thread);
         }
     }
@@ -167,6 +167,9 @@ impl Process {
         if which == RLIMIT_CPU {
             self.cpu_limited
                 .store(limit != (RLIM_INFINITY, RLIM_INFINITY), Ordering::Release);
+            for thread in self.live_threads() {
+                thread.call_attention();
+            }
         }
     }
 

@@ -66,7 +66,14 @@ fn pop() -> Option<Arc<Thread>> {
 }
 
 fn this() -> &'static CpuSched {
-    &CPUS[hal_pv::cpu::cpu_index() as usize]
+    on(hal_pv::cpu::cpu_index())
+}
+
+/// CPU `index`'s scheduler state. Indices are below `MAX_CPUS` (a power of two), so the mask
+/// changes nothing but spares the bounds check on the way into user mode.
+fn on(index: u32) -> &'static CpuSched {
+    const _: () = assert!(MAX_CPUS.is_power_of_two());
+    &CPUS[index as usize % MAX_CPUS]
 }
 
 /// The thread running on this CPU. Panics on an idle CPU.
@@ -208,7 +215,7 @@ pub(super) fn after_switch() {
 /// Whether this CPU's vector registers hold `thread`'s current state (else its save area does).
 pub fn vector_state_live(thread: &Thread) -> bool {
     let here = hal_pv::cpu::cpu_index();
-    vector_state_live_on(thread, here, &CPUS[here as usize])
+    vector_state_live_on(thread, here, on(here))
 }
 
 #[inline]
@@ -240,7 +247,7 @@ fn save_vector_state(thread: &Thread) {
 /// armed for its slice (if others wait) and the next sleeper.
 pub(super) fn prepare_user_entry(thread: &Thread) -> Result<(), hal_pv::user::vector::AreaFault> {
     let here = hal_pv::cpu::cpu_index();
-    let cpu = &CPUS[here as usize];
+    let cpu = on(here);
     if !vector_state_live_on(thread, here, cpu) {
         // Another thread's state may be live here: ours must come from memory.
         hal_pv::user::vector::restore(thread.vector_area.load(Ordering::Acquire))?;

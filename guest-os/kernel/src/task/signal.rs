@@ -62,6 +62,7 @@ pub fn send_to_thread(thread: &Arc<Thread>, sig: u32, info: SigInfo) {
     if previous & bit(sig) == 0 || sig >= abi::SIGRTMIN {
         thread.pending_info.lock().push_back(info);
     }
+    thread.call_attention();
     super::sched::kick(thread);
 }
 

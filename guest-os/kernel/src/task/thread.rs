@@ -52,6 +52,11 @@ pub struct Thread {
     /// Time spent in user mode, in TSC ticks (converted when read: the trap path stays short).
     pub user_tsc: AtomicU64,
     pub exiting: AtomicBool,
+    /// Something may need doing before the thread next enters user mode: a pending signal, an
+    /// exit, a mask to restore, a CPU-time limit to check. The user loop tests this one flag
+    /// per entry and looks at each of those only while it is set (Linux's TIF_* work bits).
+    /// Whoever makes one of them true calls [`Thread::call_attention`] after doing so.
+    attention: AtomicBool,
     /// Woken (or yielded) while still on its CPU: queue it once that CPU has switched away.
     pub requeue_when_off: AtomicBool,
 }
@@ -80,8 +85,41 @@ impl Thread {
             start: Mutex::new(Some(start)),
             user_tsc: AtomicU64::new(0),
             exiting: AtomicBool::new(false),
+            // A new thread looks at everything once (its process may be CPU-limited).
+            attention: AtomicBool::new(true),
             requeue_when_off: AtomicBool::new(false),
         })
+    }
+
+    /// Makes the thread look at its pending work before it next enters user mode. Call it after
+    /// the change it is for (a signal made pending, `exiting` set, …) and before any kick.
+    pub fn call_attention(&self) {
+        self.attention.store(true, Ordering::Release);
+    }
+
+    /// Whether the user loop must look at the thread's pending work (one load per entry).
+    #[inline]
+    pub fn needs_attention(&self) -> bool {
+        self.attention.load(Ordering::Acquire)
+    }
+
+    /// Clears the attention flag before its work is looked at: a full barrier (`swap`), so a
+    /// change made after the look is flagged again and not lost.
+    pub fn take_attention(&self) {
+        self.attention.swap(false, Ordering::AcqRel);
+    }
+
+    /// Keeps `old` as the mask to restore once the signal that ends a masked wait (sigsuspend,
+    /// ppoll, pselect) is delivered: by the handler's frame, or by the user loop.
+    pub fn restore_sigmask_later(&self, old: u64) {
+        self.saved_sigmask.store(old, Ordering::Release);
+        self.call_attention();
+    }
+
+    /// Marks the thread to leave at its next trap or wake-up (the caller kicks it).
+    pub fn set_exiting(&self) {
+        self.exiting.store(true, Ordering::Release);
+        self.call_attention();
     }
 
     pub(super) fn prepare_to_sleep(&self) {

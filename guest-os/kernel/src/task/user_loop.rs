@@ -77,30 +77,21 @@ pub fn thread_entry(_: usize) -> ! {
     let me = sched::current();
     let context = me.start.lock().take();
     match context {
-        Some(context) => run(me, context),
+        // Tracing is chosen at boot, before any thread starts: a loop of its own keeps its
+        // test off every system call of the untraced one.
+        Some(context) if crate::syscall::tracing() => run::<true>(me, context),
+        Some(context) => run::<false>(me, context),
         None => exit_thread(me),
     }
 }
 
-fn run(me: Arc<Thread>, mut context: UserContext) -> ! {
+fn run<const TRACED: bool>(me: Arc<Thread>, mut context: UserContext) -> ! {
     // Result of the last system call, for SA_RESTART: Some(number) if it returned EINTR.
     let mut restart: Option<u64> = None;
     loop {
-        // After every trap (a system call may just have set the limit), before entering again.
-        if me.process.cpu_limited.load(Ordering::Acquire) {
-            check_cpu_limit(&me);
-        }
-        if me.exiting.load(Ordering::Acquire) || me.process.is_exiting() {
+        // One load per entry; the work behind the flag is rare (see `Thread::call_attention`).
+        if me.needs_attention() && !attend(&me, &mut context, restart.take()) {
             exit_thread(me);
-        }
-        if me.deliverable_signals() != 0 && !signal::deliver(&me, &mut context, restart.take()) {
-            exit_thread(me);
-        }
-        let saved = me.saved_sigmask.load(Ordering::Relaxed);
-        if saved != super::thread::NO_SAVED_MASK {
-            me.saved_sigmask
-                .store(super::thread::NO_SAVED_MASK, Ordering::Relaxed);
-            me.sigmask.store(saved, Ordering::Release);
         }
         restart = None;
         if let Err(e) = sched::prepare_user_entry(&me) {
@@ -116,7 +107,7 @@ fn run(me: Arc<Thread>, mut context: UserContext) -> ! {
         match trap {
             Trap::Syscall => {
                 let nr = context.syscall_number();
-                crate::syscall::handle(&me, &mut context);
+                crate::syscall::handle::<TRACED>(&me, &mut context);
                 if context.return_value() == (-(noa_linux_abi::errno::Errno::EINTR.0 as i64)) as u64
                     && restartable(nr)
                 {
@@ -141,6 +132,40 @@ fn run(me: Arc<Thread>, mut context: UserContext) -> ! {
             }
         }
     }
+}
+
+/// The work the attention flag stands for, before entering user mode: the CPU-time limit, an
+/// exit, a signal to deliver, a mask to restore. False when the thread must exit instead.
+///
+/// The flag is cleared first (a full barrier), so whatever is flagged during these checks is
+/// seen at the next entry; it is set again while something stays to be looked at every time:
+/// a CPU limit, or signals pending (blocked ones become deliverable when the mask changes, and
+/// the mask changes without flagging).
+#[inline(never)]
+fn attend(me: &Arc<Thread>, context: &mut UserContext, restart: Option<u64>) -> bool {
+    me.take_attention();
+    // After every trap while limited (a system call may just have set the limit).
+    let limited = me.process.cpu_limited.load(Ordering::Acquire);
+    if limited {
+        check_cpu_limit(me);
+    }
+    if me.exiting.load(Ordering::Acquire) || me.process.is_exiting() {
+        return false;
+    }
+    if me.deliverable_signals() != 0 && !signal::deliver(me, context, restart) {
+        return false;
+    }
+    let saved = me.saved_sigmask.load(Ordering::Relaxed);
+    if saved != super::thread::NO_SAVED_MASK {
+        me.saved_sigmask
+            .store(super::thread::NO_SAVED_MASK, Ordering::Relaxed);
+        me.sigmask.store(saved, Ordering::Release);
+    }
+    let pending = me.pending.load(Ordering::Acquire) | me.process.pending.load(Ordering::Acquire);
+    if limited || pending != 0 {
+        me.call_attention();
+    }
+    true
 }
 
 fn exception(me: &Arc<Thread>, context: &mut UserContext, vector: u8, error: u64, addr: u64) {
