@@ -113,6 +113,7 @@ extern "C" fn hal_start64(start_info_phys: u64) -> ! {
         ram.map(|e| (e.addr, e.addr.saturating_add(e.size))),
         features.gib_pages,
     );
+    frames::init_refcounts();
 
     crate::time::init();
     crate::irq::apic::init_this_cpu();

@@ -8,6 +8,7 @@
 
 use super::{PAGE_SIZE, PhysAddr};
 use crate::boot::start_info::{MEMMAP_RAM, MemmapEntry};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use spin::Mutex;
 
 const MAX_REGIONS: usize = 16;
@@ -266,29 +267,41 @@ impl Frames {
     }
 }
 
-/// Reference counts of shared pages ([`Page`]), one per frame of RAM. The table comes from pristine
-/// frames (all counts start at zero) on first use, after the direct map covers all RAM.
-static REFCOUNTS: spin::Once<&'static [core::sync::atomic::AtomicU32]> = spin::Once::new();
+/// Reference counts of shared pages ([`Page`]), one per frame of RAM: [`init_refcounts`] makes
+/// the table from pristine frames (all counts start at zero) at boot, once the direct map covers
+/// all RAM and before any page or page table exists. Two plain words rather than a `Once`: a
+/// count is touched for every page mapped, copied or freed, and in emulated ring 0 the `Once`
+/// check and the call around it were most of the cost (17 instructions for a clone, now 6).
+static REFCOUNT_TABLE: AtomicPtr<AtomicU32> = AtomicPtr::new(core::ptr::null_mut());
+static REFCOUNT_SLOTS: AtomicUsize = AtomicUsize::new(0);
 
-fn refcounts() -> &'static [core::sync::atomic::AtomicU32] {
-    REFCOUNTS.call_once(|| {
-        let frames_of_ram = (FRAMES.lock().max_end / PAGE_SIZE) as usize;
-        let bytes = (frames_of_ram * 4) as u64;
-        let table = alloc_contiguous(bytes.div_ceil(PAGE_SIZE))
-            .unwrap_or_else(|| crate::crash::early_panic("no memory for page reference counts"));
-        // SAFETY: the frames are ours for good, pristine (zero = a valid count of 0), and the
-        // direct map covers them; AtomicU32 has the layout of u32.
-        unsafe {
-            core::slice::from_raw_parts(
-                table.to_virt() as *const core::sync::atomic::AtomicU32,
-                frames_of_ram,
-            )
-        }
-    })
+/// Makes the reference-count table (boot CPU, once, after `paging::init`).
+pub(crate) fn init_refcounts() {
+    let frames_of_ram = (FRAMES.lock().max_end / PAGE_SIZE) as usize;
+    let bytes = (frames_of_ram * 4) as u64;
+    let table = alloc_contiguous(bytes.div_ceil(PAGE_SIZE))
+        .unwrap_or_else(|| crate::crash::early_panic("no memory for page reference counts"));
+    // The frames are ours for good, pristine (zero = a valid count of 0), and the direct map
+    // covers them; AtomicU32 has the layout of u32.
+    REFCOUNT_TABLE.store(table.to_virt() as *mut AtomicU32, Ordering::Release);
+    REFCOUNT_SLOTS.store(frames_of_ram, Ordering::Release);
 }
 
-fn refcount(phys: PhysAddr) -> &'static core::sync::atomic::AtomicU32 {
-    &refcounts()[(phys.0 / PAGE_SIZE) as usize]
+#[inline]
+fn refcount(phys: PhysAddr) -> &'static AtomicU32 {
+    let index = (phys.0 / PAGE_SIZE) as usize;
+    if index >= REFCOUNT_SLOTS.load(Ordering::Relaxed) {
+        refcount_out_of_range(phys);
+    }
+    // SAFETY: the table has REFCOUNT_SLOTS slots (set after the table, which lives forever), and
+    // `index` is below that count.
+    unsafe { &*REFCOUNT_TABLE.load(Ordering::Relaxed).add(index) }
+}
+
+#[cold]
+#[inline(never)]
+fn refcount_out_of_range(phys: PhysAddr) -> ! {
+    panic!("reference count of {:#x}: not a frame of RAM", phys.0)
 }
 
 /// The occupancy summary of a page-table frame, kept in the frame's reference-count slot (a table
@@ -296,14 +309,14 @@ fn refcount(phys: PhysAddr) -> &'static core::sync::atomic::AtomicU32 {
 /// entries `16k..16k+16` may hold something. Teardown, fork and unmap then look only at those
 /// groups instead of all 512 entries — in emulated ring 0 a full scan of a mostly empty table costs
 /// more than a thousand instructions. The owner must [`clear_table_occupancy`] before freeing.
-pub(crate) fn table_occupancy(table: PhysAddr) -> &'static core::sync::atomic::AtomicU32 {
+pub(crate) fn table_occupancy(table: PhysAddr) -> &'static AtomicU32 {
     refcount(table)
 }
 
 /// Gives a page-table frame's slot back its meaning as a reference count (zero), before the frame
 /// is freed.
 pub(crate) fn clear_table_occupancy(table: PhysAddr) {
-    refcount(table).store(0, core::sync::atomic::Ordering::Relaxed);
+    refcount(table).store(0, Ordering::Relaxed);
 }
 
 /// A page of RAM that may be shared (mapped in several address spaces, copy-on-write): a counted
@@ -321,9 +334,10 @@ impl Page {
     }
 
     /// Turns an owned frame into the first reference of a page.
+    #[inline]
     pub fn from_frame(frame: Frame) -> Page {
         let phys = frame.leak();
-        refcount(phys).store(1, core::sync::atomic::Ordering::Relaxed);
+        refcount(phys).store(1, Ordering::Relaxed);
         Page(phys)
     }
 
@@ -333,7 +347,7 @@ impl Page {
 
     /// True if this is the only reference (a copy-on-write fault may then just take the page).
     pub fn is_unique(&self) -> bool {
-        refcount(self.0).load(core::sync::atomic::Ordering::Acquire) == 1
+        refcount(self.0).load(Ordering::Acquire) == 1
     }
 
     /// Copies bytes out of the page at `offset` (the range must lie inside the page).
@@ -408,8 +422,9 @@ impl Page {
 }
 
 impl Clone for Page {
+    #[inline]
     fn clone(&self) -> Page {
-        refcount(self.0).fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        refcount(self.0).fetch_add(1, Ordering::Relaxed);
         Page(self.0)
     }
 }
@@ -454,7 +469,7 @@ impl Page {
     /// Drops this reference; the frame goes into `batch` if it was the last.
     pub(crate) fn release_into(self, batch: &mut FreeBatch) {
         let phys = self.into_raw();
-        if refcount(phys).fetch_sub(1, core::sync::atomic::Ordering::AcqRel) == 1 {
+        if refcount(phys).fetch_sub(1, Ordering::AcqRel) == 1 {
             batch.push(phys);
         }
     }
@@ -462,7 +477,7 @@ impl Page {
 
 impl Drop for Page {
     fn drop(&mut self) {
-        if refcount(self.0).fetch_sub(1, core::sync::atomic::Ordering::AcqRel) == 1 {
+        if refcount(self.0).fetch_sub(1, Ordering::AcqRel) == 1 {
             free_raw(self.0);
         }
     }
