@@ -16,7 +16,7 @@
 
 use crate::devices::mmio_bus::MmioBus;
 use crate::devices::pvport::requests::{self, HostRequests};
-use crate::devices::pvport::{self, PowerOff};
+use crate::devices::pvport::{self, PowerOff, copy};
 use crate::devices::serial::{COM1_GSI, COM1_PORTS, LogTo, SerialConsole};
 use crate::exit::Failure;
 use crate::kvm::regs::{self, ApStart};
@@ -358,6 +358,13 @@ fn port_out(index: u32, port: u16, data: &[u8], shared: &Shared) -> Option<Outco
         pvport::AP_START_PORT if data.len() == 4 => {
             let addr = u64::from(u32::from_le_bytes(data.try_into().expect("4 bytes")));
             start_ap(index, addr, shared);
+        }
+        copy::COPY_PORT if data.len() == 4 => {
+            let addr = u64::from(u32::from_le_bytes(data.try_into().expect("4 bytes")));
+            if let Err(why) = copy::copy_ranges(&shared.mem, addr) {
+                // A kernel bug, not ours to stop for: the guest sees the short count.
+                tracing::debug!("vcpu{index}: memory copy stopped: {why}");
+            }
         }
         _ => tracing::debug!(
             "vcpu{index}: write to unknown port {port:#x} ({} bytes)",

@@ -116,6 +116,7 @@ extern "C" fn hal_start64(start_info_phys: u64) -> ! {
     frames::init_refcounts();
 
     crate::time::init();
+    crate::cpu::emulation::measure();
     crate::irq::apic::init_this_cpu();
     crate::irq::apic::calibrate_timer();
     crate::user::init_this_cpu();

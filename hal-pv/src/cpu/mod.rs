@@ -1,10 +1,12 @@
 //! The CPU: feature detection, descriptor tables (GDT, TSS, IDT) and per-CPU data.
 
+pub mod emulation;
 pub mod features;
 pub mod gdt;
 pub mod idt;
 pub mod percpu;
 
+pub use emulation::ring0_is_emulated;
 pub use features::Features;
 pub use percpu::{cpu_index, this_cpu};
 

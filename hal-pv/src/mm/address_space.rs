@@ -15,6 +15,7 @@
 //! Which CPU has which space loaded is tracked with reference counts ([`AddressSpace::activate`]
 //! keeps an `Arc` per CPU), so page tables are never freed while loaded anywhere.
 
+use super::copy_batch::CopyBatch;
 use super::frames::{self, Page};
 use super::paging::{self, NO_EXECUTE, PRESENT, USER, WRITABLE};
 use super::{PAGE_SIZE, PhysAddr};
@@ -211,6 +212,79 @@ impl AddressSpace {
             drop(released);
         }
         Ok(())
+    }
+
+    /// Breaks copy-on-write for the page at `va` and the copy-on-write pages right after it in
+    /// the same leaf table, up to `max` pages (a write fault's run): each gets a private copy
+    /// (or keeps its page, writable, when no one else holds it). The copies are made together,
+    /// by the host where ring 0 is emulated, before any entry changes. Returns how many pages
+    /// became writable: 0 when `va`'s page is not copy-on-write (any more: the caller retries
+    /// the access), fewer than asked when memory ran short.
+    pub fn break_cow_run(&self, va: u64, max: usize) -> usize {
+        const RUN: usize = 16;
+        if !is_user_page(va) || va == crate::user::TRAMPOLINE_VA {
+            return 0;
+        }
+        let guard = self.tables.lock();
+        let Some(first) = self.leaf_slot(va & !(PAGE_SIZE - 1), false) else {
+            return 0;
+        };
+        let limit = max.clamp(1, RUN).min(512 - index(va, 0));
+        // (old entry, new entry) per page of the run.
+        let mut run = [(0u64, 0u64); RUN];
+        let mut count = 0;
+        let mut copied = false;
+        let mut batch = CopyBatch::for_copy(PAGE_SIZE as usize, first.cast_const().cast());
+        while count < limit {
+            // SAFETY: entries of one leaf table of ours (`limit` stops at its end), under the
+            // tables lock.
+            let old = unsafe { first.add(count).read() };
+            if old & (PRESENT | COW | FOREIGN) != PRESENT | COW {
+                break;
+            }
+            let flags = PageFlags {
+                cow: false,
+                ..PageFlags::from_pte(old)
+            };
+            let phys = PhysAddr(old & ADDR_MASK);
+            let target = if frames::is_sole_reference(phys) {
+                phys
+            } else {
+                let Some(frame) = frames::alloc() else {
+                    break;
+                };
+                let (to, from) = (frame.phys().to_virt(), phys.to_virt().cast_const());
+                // A frame that was a page table is filled by the CPU (see `frames::was_table`).
+                let host = batch.as_mut().filter(|_| !frames::was_table(frame.phys()));
+                // SAFETY: the old page stays mapped (and referenced) until after the batch is
+                // finished; the new frame is ours alone until its entry is written, after that.
+                unsafe { piece(host, to, from, PAGE_SIZE as usize) };
+                copied = true;
+                Page::from_frame(frame).into_raw()
+            };
+            run[count] = (old, target.0 | flags.to_pte());
+            count += 1;
+        }
+        if let Some(batch) = batch {
+            batch.finish();
+        }
+        let mut released = Vec::new();
+        for (i, &(old, new)) in run[..count].iter().enumerate() {
+            // SAFETY: as above; a copy's reference moves into the table, and the old page's
+            // reference of this entry is released below, once no CPU can reach it.
+            unsafe { first.add(i).write(new) };
+            if old & ADDR_MASK != new & ADDR_MASK {
+                released.extend(release(old));
+            }
+        }
+        drop(guard);
+        // Entries made writable in place need no flush: a stale read-only entry only faults
+        // again, and finds the page writable. Replaced pages must leave every TLB first.
+        if copied {
+            self.shoot_down();
+        }
+        drop(released);
+        count
     }
 
     /// Maps `pages` one after another from `va` on, while the slots there are empty: stops at
@@ -425,31 +499,25 @@ impl AddressSpace {
     }
 
     /// Copies user memory at `va` into `buf`; fails at the first page user mode could not read.
+    /// Large copies are made by the host where ring 0 is emulated ([`CopyBatch`]).
     pub fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), Fault> {
-        self.copy(va, buf.len(), false, |phys, done, len| {
-            // SAFETY: `phys..phys+len` lies inside one mapped user page (direct map); a racing
-            // user write only changes which bytes we copy.
-            unsafe {
-                core::ptr::copy_nonoverlapping(
-                    PhysAddr(phys).to_virt(),
-                    buf.as_mut_ptr().add(done),
-                    len,
-                )
-            }
+        let dst = buf.as_mut_ptr();
+        let batch = CopyBatch::for_copy(buf.len(), dst);
+        self.copy(va, buf.len(), false, batch, |batch, phys, done, len| {
+            // SAFETY: `phys..phys+len` lies inside one mapped user page (direct map), kept
+            // mapped while `copy` holds the tables (its batch is done before it lets go); a
+            // racing user write only changes which bytes we copy. `buf` is ours meanwhile.
+            unsafe { piece(batch, dst.add(done), PhysAddr(phys).to_virt(), len) }
         })
     }
 
     /// Copies `bytes` to user memory at `va`; fails at the first page user mode could not write.
     pub fn write(&self, va: u64, bytes: &[u8]) -> Result<(), Fault> {
-        self.copy(va, bytes.len(), true, |phys, done, len| {
+        let src = bytes.as_ptr();
+        let batch = CopyBatch::for_copy(bytes.len(), src);
+        self.copy(va, bytes.len(), true, batch, |batch, phys, done, len| {
             // SAFETY: as in `read`, into a page user mode may write.
-            unsafe {
-                core::ptr::copy_nonoverlapping(
-                    bytes.as_ptr().add(done),
-                    PhysAddr(phys).to_virt(),
-                    len,
-                )
-            }
+            unsafe { piece(batch, PhysAddr(phys).to_virt(), src.add(done), len) }
         })
     }
 
@@ -458,9 +526,13 @@ impl AddressSpace {
         va: u64,
         len: usize,
         write: bool,
-        mut each: impl FnMut(u64, usize, usize),
+        batch: Option<CopyBatch>,
+        mut each: impl FnMut(Option<&mut CopyBatch>, u64, usize, usize),
     ) -> Result<(), Fault> {
         let _guard = self.tables.lock();
+        // Declared after the guard, so dropped before it, also on a fault: every piece is
+        // copied while the pages stay mapped.
+        let mut batch = batch;
         let mut done = 0;
         while done < len {
             let addr = va.checked_add(done as u64).ok_or(Fault {
@@ -492,8 +564,16 @@ impl AddressSpace {
             }
             let offset = (addr % PAGE_SIZE) as usize;
             let chunk = (PAGE_SIZE as usize - offset).min(len - done);
-            each((entry & ADDR_MASK) + offset as u64, done, chunk);
+            each(
+                batch.as_mut(),
+                (entry & ADDR_MASK) + offset as u64,
+                done,
+                chunk,
+            );
             done += chunk;
+        }
+        if let Some(batch) = batch {
+            batch.finish();
         }
         Ok(())
     }
@@ -673,5 +753,19 @@ pub fn activate_kernel_space() {
         // SAFETY: the kernel's tables map everything the kernel uses.
         unsafe { x86::controlregs::cr3_write(paging::kernel_root().0) };
         *loaded = None;
+    }
+}
+
+/// One piece of a user copy: collected for the host, or copied now.
+///
+/// # Safety
+/// As for [`CopyBatch::add`] (both ranges valid and apart until the batch is done).
+#[inline]
+unsafe fn piece(batch: Option<&mut CopyBatch>, to: *mut u8, from: *const u8, len: usize) {
+    match batch {
+        // SAFETY: the caller's promise.
+        Some(batch) => unsafe { batch.add(to, from, len) },
+        // SAFETY: the caller's promise.
+        None => unsafe { core::ptr::copy_nonoverlapping(from, to, len) },
     }
 }

@@ -6,6 +6,7 @@
 //! - `0xffff_ffff_8000_0000 + p`: the kernel image, loaded at physical `p` (2 MiB).
 
 pub mod address_space;
+mod copy_batch;
 pub mod frames;
 pub mod heap;
 pub mod paging;

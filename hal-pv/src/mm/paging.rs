@@ -26,7 +26,7 @@ const GIB: u64 = 1 << 30;
 /// What the assembled tables already map of the direct map.
 const STATIC_DIRECT_MAP_END: u64 = GIB;
 /// The direct map's reach: one PML4 entry.
-const DIRECT_MAP_END: u64 = 512 * GIB;
+pub(crate) const DIRECT_MAP_END: u64 = 512 * GIB;
 
 unsafe extern "C" {
     static kernel_pml4: u8;

@@ -65,6 +65,35 @@ pub fn frames_zeroed_and_owned() -> TestResult {
     Ok(())
 }
 
+/// Copy-on-write copies, one and several at once: made by the host where ring 0 is emulated
+/// (port 0xf0), by the CPU elsewhere; either way byte for byte.
+pub fn pages_duplicate_exactly() -> TestResult {
+    let pattern = |seed: usize| -> Vec<u8> { (0..4096).map(|i| (i * 7 + seed) as u8).collect() };
+    let first = frames::Page::new_zeroed().ok_or("no page")?;
+    let second = frames::Page::new_zeroed().ok_or("no page")?;
+    first.write(0, &pattern(3));
+    second.write(0, &pattern(11));
+    let mut out = alloc::vec![0u8; 4096];
+    let copy = first.duplicate().ok_or("duplicate failed")?;
+    ensure!(copy.phys() != first.phys(), "the copy is the same frame");
+    copy.read(0, &mut out);
+    ensure!(out == pattern(3), "duplicate differs from its page");
+    let sources = [first.clone(), second.clone(), first.clone()];
+    let copies = frames::Page::duplicate_all(&sources);
+    ensure!(copies.len() == 3, "{} copies of 3 pages", copies.len());
+    for (copy, seed) in copies.iter().zip([3, 11, 3]) {
+        copy.read(0, &mut out);
+        ensure!(
+            out == pattern(seed),
+            "duplicate_all copy of seed {seed} differs"
+        );
+    }
+    // The sources are untouched.
+    second.read(0, &mut out);
+    ensure!(out == pattern(11), "a source changed");
+    Ok(())
+}
+
 pub fn heap_small_and_large() -> TestResult {
     let small: Vec<Box<u64>> = (0..1000).map(Box::new).collect();
     ensure!(

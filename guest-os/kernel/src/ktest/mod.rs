@@ -57,6 +57,7 @@ const TESTS: &[KernelTest] = &[
     ("cmdline_parse", cpu::cmdline_parse),
     ("frames_alloc_free", memory::frames_alloc_free),
     ("frames_zeroed_and_owned", memory::frames_zeroed_and_owned),
+    ("pages_duplicate_exactly", memory::pages_duplicate_exactly),
     ("heap_small_and_large", memory::heap_small_and_large),
     (
         "paging_kernel_permissions",

@@ -1,10 +1,11 @@
 //! The NOA paravirtual ports (docs/boot-protocol.md): power-off with an exit code on 0xf4, the
-//! VMM signature read from 0xf4, "start this CPU in 64-bit mode" on 0xf8, and the host's
-//! requests to the guest on 0xfc ([`requests`]).
+//! VMM signature read from 0xf4, "start this CPU in 64-bit mode" on 0xf8, the host's requests
+//! to the guest on 0xfc ([`requests`]), and memory copies on 0xf0 ([`copy`]).
 //!
 //! The `ApStart` block is guest memory, hence hostile: every field is checked before a vCPU is
 //! started with it.
 
+pub mod copy;
 pub mod requests;
 
 use crate::kvm::regs::ApStart;
