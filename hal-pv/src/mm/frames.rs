@@ -214,6 +214,21 @@ pub fn alloc() -> Option<Frame> {
     alloc_raw().map(Frame)
 }
 
+/// Allocates one frame that a device or the host will fill (a DMA destination): its content is
+/// unspecified, but it is never a frame the host may still hold write-protected as one of our
+/// old page tables ([`was_table`]): such a frame is zeroed by the CPU first, which makes the
+/// host let go of it. Otherwise a later ring-3 store into it that the host cannot emulate
+/// (`xsave`, AVX) would kill the VM.
+pub fn alloc_for_device() -> Option<Frame> {
+    let frame = alloc_raw()?;
+    if was_table(frame) {
+        // SAFETY: we own the frame; the direct map covers it. `write_bytes` becomes `rep stosq`.
+        unsafe { core::ptr::write_bytes(frame.to_virt(), 0, PAGE_SIZE as usize) };
+        refcount(frame).store(0, Ordering::Relaxed);
+    }
+    Some(Frame(frame))
+}
+
 /// Allocates one frame filled with zeros: pristine if possible, else a recycled frame zeroed here.
 pub fn alloc_zeroed() -> Option<Frame> {
     alloc_zeroed_raw().map(Frame)

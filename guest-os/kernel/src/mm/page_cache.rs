@@ -344,7 +344,8 @@ fn read_frames(file: &FileRef, offset: u64, count: u64) -> SysResult<Frames> {
         }
         len /= 2;
     }
-    let mut frame = frames::alloc().ok_or(Errno::ENOMEM)?;
+    // The device fills it (runs are pristine frames; a recycled one may have been a page table).
+    let mut frame = frames::alloc_for_device().ok_or(Errno::ENOMEM)?;
     file.inode().read_pages(offset, frame.bytes_mut())?;
     Ok(Frames::One(frame))
 }
