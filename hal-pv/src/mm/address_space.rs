@@ -15,7 +15,7 @@
 //! Which CPU has which space loaded is tracked with reference counts ([`AddressSpace::activate`]
 //! keeps an `Arc` per CPU), so page tables are never freed while loaded anywhere.
 
-use super::copy_batch::CopyBatch;
+use super::copy_batch::{self, CopyBatch};
 use super::frames::{self, Page};
 use super::paging::{self, NO_EXECUTE, PRESENT, USER, WRITABLE};
 use super::{PAGE_SIZE, PhysAddr};
@@ -234,7 +234,7 @@ impl AddressSpace {
         let mut run = [(0u64, 0u64); RUN];
         let mut count = 0;
         let mut copied = false;
-        let mut batch = CopyBatch::for_copy(PAGE_SIZE as usize, first.cast_const().cast());
+        let mut batch = CopyBatch::for_pages();
         while count < limit {
             // SAFETY: entries of one leaf table of ours (`limit` stops at its end), under the
             // tables lock.
@@ -253,12 +253,9 @@ impl AddressSpace {
                 let Some(frame) = frames::alloc() else {
                     break;
                 };
-                let (to, from) = (frame.phys().to_virt(), phys.to_virt().cast_const());
-                // A frame that was a page table is filled by the CPU (see `frames::was_table`).
-                let host = batch.as_mut().filter(|_| !frames::was_table(frame.phys()));
                 // SAFETY: the old page stays mapped (and referenced) until after the batch is
                 // finished; the new frame is ours alone until its entry is written, after that.
-                unsafe { piece(host, to, from, PAGE_SIZE as usize) };
+                unsafe { frames::copy_page(batch.as_mut(), frame.phys(), phys) };
                 copied = true;
                 Page::from_frame(frame).into_raw()
             };
@@ -507,7 +504,7 @@ impl AddressSpace {
             // SAFETY: `phys..phys+len` lies inside one mapped user page (direct map), kept
             // mapped while `copy` holds the tables (its batch is done before it lets go); a
             // racing user write only changes which bytes we copy. `buf` is ours meanwhile.
-            unsafe { piece(batch, dst.add(done), PhysAddr(phys).to_virt(), len) }
+            unsafe { copy_batch::copy(batch, dst.add(done), PhysAddr(phys).to_virt(), len) }
         })
     }
 
@@ -517,7 +514,7 @@ impl AddressSpace {
         let batch = CopyBatch::for_copy(bytes.len(), src);
         self.copy(va, bytes.len(), true, batch, |batch, phys, done, len| {
             // SAFETY: as in `read`, into a page user mode may write.
-            unsafe { piece(batch, PhysAddr(phys).to_virt(), src.add(done), len) }
+            unsafe { copy_batch::copy(batch, PhysAddr(phys).to_virt(), src.add(done), len) }
         })
     }
 
@@ -753,19 +750,5 @@ pub fn activate_kernel_space() {
         // SAFETY: the kernel's tables map everything the kernel uses.
         unsafe { x86::controlregs::cr3_write(paging::kernel_root().0) };
         *loaded = None;
-    }
-}
-
-/// One piece of a user copy: collected for the host, or copied now.
-///
-/// # Safety
-/// As for [`CopyBatch::add`] (both ranges valid and apart until the batch is done).
-#[inline]
-unsafe fn piece(batch: Option<&mut CopyBatch>, to: *mut u8, from: *const u8, len: usize) {
-    match batch {
-        // SAFETY: the caller's promise.
-        Some(batch) => unsafe { batch.add(to, from, len) },
-        // SAFETY: the caller's promise.
-        None => unsafe { core::ptr::copy_nonoverlapping(from, to, len) },
     }
 }

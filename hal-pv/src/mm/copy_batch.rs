@@ -6,7 +6,8 @@
 //! copy (a system call's struct) as short as it was.
 //!
 //! One rule for callers: a destination frame that was a page table and has not been a page
-//! since (`frames::was_table`) is filled by the CPU, never by the host — see there why.
+//! since (`frames::was_table`) is filled by the CPU, never by the host: `frames::copy_page`
+//! keeps that rule for every page copy.
 
 use super::{DIRECT_MAP_BASE, KERNEL_IMAGE_BASE, virt_to_phys};
 use crate::pvport::{self, COPY_MAX_LEN, CopyRange};
@@ -35,12 +36,19 @@ impl CopyBatch {
     /// should make it: where ring 0 is emulated, for copies of at least [`HOST_MIN`] bytes whose
     /// kernel side lies in the kernel image or the direct map (physically contiguous there).
     pub(crate) fn for_copy(len: usize, kernel: *const u8) -> Option<CopyBatch> {
-        (len >= HOST_MIN && linear(kernel as u64, len) && pvport::host_copy_available()).then(
-            || CopyBatch {
-                count: 0,
-                pending: [const { MaybeUninit::uninit() }; BATCH],
-            },
-        )
+        if len >= HOST_MIN && linear(kernel as u64, len) {
+            Self::for_pages()
+        } else {
+            None
+        }
+    }
+
+    /// A batch for copies between whole frames (direct map), if the host should make them.
+    pub(crate) fn for_pages() -> Option<CopyBatch> {
+        pvport::host_copy_available().then(|| CopyBatch {
+            count: 0,
+            pending: [const { MaybeUninit::uninit() }; BATCH],
+        })
     }
 
     /// Collects a copy of `len` bytes (at most a page) from `src` to `dst`.
@@ -84,6 +92,21 @@ impl CopyBatch {
             unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
         }
         self.count = 0;
+    }
+}
+
+/// One copy of `len` bytes (at most a page): collected into `batch` for the host, or made now
+/// by the CPU when there is no batch.
+///
+/// # Safety
+/// As for [`CopyBatch::add`] (both ranges valid and apart until the batch is done).
+#[inline]
+pub(crate) unsafe fn copy(batch: Option<&mut CopyBatch>, to: *mut u8, from: *const u8, len: usize) {
+    match batch {
+        // SAFETY: the caller's promise.
+        Some(batch) => unsafe { batch.add(to, from, len) },
+        // SAFETY: the caller's promise. `rep movsq` for whole words, never per byte.
+        None => unsafe { core::ptr::copy_nonoverlapping(from, to, len) },
     }
 }
 

@@ -6,6 +6,7 @@
 //! ring 0 costs ~195 µs there — so `alloc_zeroed` prefers pristine frames and zeroes only recycled
 //! ones. Set-up is O(regions), with no bitmap to clear.
 
+use super::copy_batch::CopyBatch;
 use super::{PAGE_SIZE, PhysAddr};
 use crate::boot::start_info::{MEMMAP_RAM, MemmapEntry};
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
@@ -352,6 +353,25 @@ pub(crate) fn was_table(phys: PhysAddr) -> bool {
     refcount(phys).load(Ordering::Relaxed) == WAS_TABLE
 }
 
+/// Copies the page at `from` into the fresh frame `to`: through `batch` (by the host) unless
+/// `to` was a page table ([`was_table`]: the CPU's trapped stores must reach it), else now.
+///
+/// # Safety
+/// Both are whole frames of RAM; `from` stays readable and `to` is the caller's alone until the
+/// batch is finished.
+pub(crate) unsafe fn copy_page(batch: Option<&mut CopyBatch>, to: PhysAddr, from: PhysAddr) {
+    let batch = batch.filter(|_| !was_table(to));
+    // SAFETY: the caller's promise; the direct map covers both frames.
+    unsafe {
+        super::copy_batch::copy(
+            batch,
+            to.to_virt(),
+            from.to_virt().cast_const(),
+            PAGE_SIZE as usize,
+        )
+    };
+}
+
 /// A page of RAM that may be shared (mapped in several address spaces, copy-on-write): a counted
 /// reference to a frame. The frame goes back to the allocator with the last reference.
 ///
@@ -376,11 +396,6 @@ impl Page {
 
     pub fn phys(&self) -> PhysAddr {
         self.0
-    }
-
-    /// True if this is the only reference (a copy-on-write fault may then just take the page).
-    pub fn is_unique(&self) -> bool {
-        refcount(self.0).load(Ordering::Acquire) == 1
     }
 
     /// Copies bytes out of the page at `offset` (the range must lie inside the page).
@@ -427,24 +442,12 @@ impl Page {
     /// emulated the VMM copies it (one port write instead of ~323 µs of `rep movsq`).
     pub fn duplicate(&self) -> Option<Page> {
         let copy = alloc()?;
-        let (to, from) = (copy.0.to_virt(), self.0.to_virt().cast_const());
-        let host = super::copy_batch::CopyBatch::for_copy(PAGE_SIZE as usize, from)
-            .filter(|_| !was_table(copy.0));
-        match host {
-            // SAFETY: both pages are whole frames in the direct map; `copy` is ours alone until
-            // it becomes a page, after the batch is finished.
-            Some(mut batch) => unsafe {
-                batch.add(to, from, PAGE_SIZE as usize);
-                batch.finish();
-            },
-            // SAFETY: as above. Word copies (`rep movsq`), never per byte.
-            None => unsafe {
-                core::ptr::copy_nonoverlapping(
-                    from as *const u64,
-                    to as *mut u64,
-                    (PAGE_SIZE / 8) as usize,
-                )
-            },
+        let mut batch = CopyBatch::for_pages();
+        // SAFETY: whole frames in the direct map; `copy` is ours alone until it becomes a page,
+        // after the batch is finished.
+        unsafe { copy_page(batch.as_mut(), copy.0, self.0) };
+        if let Some(batch) = batch {
+            batch.finish();
         }
         Some(Page::from_frame(copy))
     }
@@ -452,29 +455,15 @@ impl Page {
     /// Private copies of `pages`, in order, made together (by the host where ring 0 is
     /// emulated: one port write for up to 16 pages); fewer when memory runs short.
     pub fn duplicate_all(pages: &[Page]) -> alloc::vec::Vec<Page> {
-        let Some(first) = pages.first() else {
-            return alloc::vec::Vec::new();
-        };
         let mut copies: alloc::vec::Vec<Frame> = alloc::vec::Vec::with_capacity(pages.len());
-        let mut batch =
-            super::copy_batch::CopyBatch::for_copy(PAGE_SIZE as usize, first.0.to_virt());
+        let mut batch = CopyBatch::for_pages();
         for page in pages {
             let Some(copy) = alloc() else {
                 break;
             };
-            let (to, from) = (copy.0.to_virt(), page.0.to_virt().cast_const());
             // SAFETY: whole frames in the direct map; each copy is ours alone until it becomes
             // a page others can see, after the batch is finished below.
-            unsafe {
-                match &mut batch {
-                    Some(batch) if !was_table(copy.0) => batch.add(to, from, PAGE_SIZE as usize),
-                    _ => core::ptr::copy_nonoverlapping(
-                        from as *const u64,
-                        to as *mut u64,
-                        (PAGE_SIZE / 8) as usize,
-                    ),
-                }
-            }
+            unsafe { copy_page(batch.as_mut(), copy.0, page.0) };
             copies.push(copy);
         }
         if let Some(batch) = batch {

@@ -135,8 +135,10 @@ fn sigaltstack(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
 
 fn rt_sigpending(_: &Caller, a: &[u64; 6]) -> SysResult<u64> {
     let me = crate::task::current();
-    let pending = me.pending.load(Ordering::Acquire) | me.process.pending.load(Ordering::Acquire);
-    write_u64(a[0], pending & me.sigmask.load(Ordering::Acquire))?;
+    write_u64(
+        a[0],
+        me.pending_signals() & me.sigmask.load(Ordering::Acquire),
+    )?;
     Ok(0)
 }
 

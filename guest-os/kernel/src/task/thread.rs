@@ -141,11 +141,14 @@ impl Thread {
         hal_pv::time::tsc_delta_to_ns(self.user_tsc.load(Ordering::Relaxed))
     }
 
+    /// Signals pending for this thread: its own and its process's, blocked or not.
+    pub fn pending_signals(&self) -> u64 {
+        self.pending.load(Ordering::Acquire) | self.process.pending.load(Ordering::Acquire)
+    }
+
     /// Signals pending for this thread (its own and its process's) that it does not block.
     pub fn deliverable_signals(&self) -> u64 {
-        let pending =
-            self.pending.load(Ordering::Acquire) | self.process.pending.load(Ordering::Acquire);
-        pending & !self.sigmask.load(Ordering::Acquire)
+        self.pending_signals() & !self.sigmask.load(Ordering::Acquire)
     }
 
     /// Something should interrupt a sleep: a deliverable signal, or the thread must exit.

@@ -161,8 +161,7 @@ fn attend(me: &Arc<Thread>, context: &mut UserContext, restart: Option<u64>) -> 
             .store(super::thread::NO_SAVED_MASK, Ordering::Relaxed);
         me.sigmask.store(saved, Ordering::Release);
     }
-    let pending = me.pending.load(Ordering::Acquire) | me.process.pending.load(Ordering::Acquire);
-    if limited || pending != 0 {
+    if limited || me.pending_signals() != 0 {
         me.call_attention();
     }
     true
